@@ -1,0 +1,136 @@
+"""Typed settings read from the environment, shared by every service.
+
+Each setting is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TENANT = "taskflow-default-org-id"
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def utcnow() -> datetime:
+    """The one clock of the services: an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class ConfigError(ValueError):
+    """A setting has a value the services refuse to start with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service needs to know about its environment."""
+
+    database_url: str | None = None
+    sso_url: str = "http://localhost:3001"
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    allowed_origins: tuple[str, ...] = ("http://localhost:3000", "http://localhost:3001")
+    log_level: str = "INFO"
+    log_format: str = "json"
+    env: str = "development"
+    dev_mode: bool = False
+    dev_user_id: str = "dev-user-123"
+    dev_user_email: str = "dev@localhost"
+    dev_user_name: str = "Dev User"
+    tasks_url: str = "http://127.0.0.1:8001"
+    audit_url: str = "http://127.0.0.1:8002"
+    auth_verifier_url: str = "http://127.0.0.1:8003"
+    service_secret: str | None = None
+    jwks_cache_ttl: float = 3600.0
+    jwks_stale_ttl: float = 86400.0
+    jwks_min_refresh_interval: float = 30.0
+    http_timeout: float = 5.0
+    db_pool_min_size: int = 0
+    db_pool_max_size: int = 15
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: float = 5.0
+    db_statement_timeout_ms: int = 15000
+    max_body_bytes: int = 1_048_576
+    rate_limit_per_minute: int = 0
+    outbox_relay_interval: float = 1.0
+    scheduler_interval: float = 5.0
+    data_dir: Path = Path(".taskflow-dev")
+    # Injectable for tests: the clock every service uses.
+    clock: Callable[[], datetime] = field(default=utcnow, compare=False, repr=False)
+
+    @property
+    def effective_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.sso_url.rstrip('/')}/api/auth/jwks"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env.lower() in {"production", "prod"}
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``) and validate them."""
+        e = os.environ if env is None else env
+        d = cls()
+        settings = cls(
+            database_url=e.get("DATABASE_URL") or None,
+            sso_url=e.get("SSO_URL", d.sso_url),
+            jwks_url=e.get("JWKS_URL") or None,
+            jwt_issuer=e.get("JWT_ISSUER") or None,
+            jwt_audience=e.get("JWT_AUDIENCE") or None,
+            allowed_origins=_list(e.get("ALLOWED_ORIGINS"), d.allowed_origins),
+            log_level=e.get("LOG_LEVEL", d.log_level).upper(),
+            log_format=e.get("LOG_FORMAT", d.log_format).lower(),
+            env=e.get("ENV", d.env),
+            dev_mode=_bool(e.get("DEV_MODE")),
+            dev_user_id=e.get("DEV_USER_ID", d.dev_user_id),
+            dev_user_email=e.get("DEV_USER_EMAIL", d.dev_user_email),
+            dev_user_name=e.get("DEV_USER_NAME", d.dev_user_name),
+            tasks_url=e.get("TASKS_URL", d.tasks_url),
+            audit_url=e.get("AUDIT_URL", d.audit_url),
+            auth_verifier_url=e.get("AUTH_VERIFIER_URL", d.auth_verifier_url),
+            service_secret=e.get("SERVICE_SECRET") or None,
+            jwks_cache_ttl=float(e.get("JWKS_CACHE_TTL", d.jwks_cache_ttl)),
+            jwks_stale_ttl=float(e.get("JWKS_STALE_TTL", d.jwks_stale_ttl)),
+            http_timeout=float(e.get("HTTP_TIMEOUT", d.http_timeout)),
+            db_pool_min_size=int(e.get("DB_POOL_MIN_SIZE", d.db_pool_min_size)),
+            db_pool_max_size=int(e.get("DB_POOL_MAX_SIZE", d.db_pool_max_size)),
+            db_pool_timeout=float(e.get("DB_POOL_TIMEOUT", d.db_pool_timeout)),
+            db_connect_timeout=float(e.get("DB_CONNECT_TIMEOUT", d.db_connect_timeout)),
+            db_statement_timeout_ms=int(
+                e.get("DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms)
+            ),
+            max_body_bytes=int(e.get("MAX_BODY_BYTES", d.max_body_bytes)),
+            rate_limit_per_minute=int(e.get("RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)),
+            outbox_relay_interval=float(e.get("OUTBOX_RELAY_INTERVAL", d.outbox_relay_interval)),
+            scheduler_interval=float(e.get("SCHEDULER_INTERVAL", d.scheduler_interval)),
+            data_dir=Path(e.get("TASKFLOW_DATA_DIR", str(d.data_dir))),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.dev_mode and self.is_production:
+            raise ConfigError("DEV_MODE=true is refused when ENV=production")
+        if self.log_format not in {"json", "console"}:
+            raise ConfigError("LOG_FORMAT must be 'json' or 'console'")
+        if not 0 <= self.db_pool_min_size <= self.db_pool_max_size:
+            raise ConfigError("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE")

@@ -1,0 +1,194 @@
+"""OpenAPI 3.1 from the route tables (apispec + marshmallow), Swagger UI and ReDoc from
+packaged files, so ``/docs`` works without a CDN."""
+
+from __future__ import annotations
+
+import re
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import falcon
+import falcon.asgi
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from .errors import error_body
+from .routing import Operation, Route
+
+_PARAM = re.compile(r"{(\w+)}")
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "detail", "status_code"],
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "status_code": {"type": "integer"},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+    },
+}
+_ERROR_TEXT = {
+    400: "Bad request",
+    401: "Missing or invalid credentials",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    412: "Precondition failed (stale If-Match)",
+    413: "Request body too large",
+    422: "Validation failed",
+    429: "Too many requests",
+    502: "Upstream failure",
+    503: "Dependency unavailable, retry later",
+}
+
+
+def _schema_name(schema: Any) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    return cls.__name__.removesuffix("Schema")
+
+
+def build_spec(title: str, version: str, routes: list[Route], description: str = "") -> dict:
+    """The OpenAPI 3.1 document for ``routes`` (internal routes left out)."""
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        info={"description": description},
+    )
+    spec.components.schema("Error", ERROR_SCHEMA)
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    for route in routes:
+        if route.internal or not route.operations:
+            continue
+        path_params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+            if n.endswith("_id")
+            else {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in _PARAM.findall(route.path)
+        ]
+        operations = {op.method.lower(): _operation(op, path_params) for op in route.operations}
+        spec.path(path=route.path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if op.response is not None:
+        schema: Any = op.response
+        content: dict[str, Any] = (
+            {"schema": {"type": "array", "items": schema}} if op.many else {"schema": schema}
+        )
+        if op.example is not None:
+            content["example"] = [op.example] if op.many else op.example
+        responses[str(op.status)] = {
+            "description": op.summary,
+            "content": {"application/json": content},
+        }
+    else:
+        responses[str(op.status)] = {"description": op.summary}
+    codes = set(op.errors) | ({422} if op.request or op.query or path_params else set())
+    if not op.public:
+        codes |= {401}
+    for code in sorted(codes):
+        responses[str(code)] = {
+            "description": _ERROR_TEXT.get(code, "Error"),
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"},
+                    "example": error_body(code, _ERROR_TEXT.get(code, "Error")),
+                }
+            },
+        }
+    out: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "operationId": f"{op.method.lower()}_{op.tag}_{op.summary}".replace(" ", "_").lower(),
+        "responses": responses,
+    }
+    if op.description:
+        out["description"] = op.description
+    parameters = list(path_params)
+    if op.query is not None:
+        parameters.append({"in": "query", "schema": op.query})
+    for header in op.headers:
+        parameters.append(
+            {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
+        )
+    if parameters:
+        out["parameters"] = parameters
+    if op.request is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.request}},
+        }
+    if not op.public:
+        out["security"] = [{"bearerAuth": []}]
+    return out
+
+
+def _sidecar_dir() -> Path:
+    spec = find_spec("drf_spectacular_sidecar")  # located, not imported (it imports Django)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("drf-spectacular-sidecar is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "drf_spectacular_sidecar"
+
+
+_SWAGGER_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="{base}/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{base}/docs/static/swagger-ui-bundle.js"></script>
+<script src="{base}/docs/static/swagger-init.js"></script>
+</body></html>"""
+_SWAGGER_INIT = """window.ui = SwaggerUIBundle({
+  url: document.location.pathname.replace(/\\/docs\\/?$/, '') + '/openapi.json',
+  dom_id: '#swagger-ui', deepLinking: true, persistAuthorization: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: 'BaseLayout'
+});"""
+_REDOC_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body><div id="redoc"></div>
+<script src="{base}/redoc/static/redoc.standalone.js"></script>
+<script>Redoc.init('{base}/openapi.json', {{}}, document.getElementById('redoc'))</script>
+</body></html>"""
+
+
+class OpenAPIResource:
+    def __init__(self, document: dict) -> None:
+        self.document = document
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = self.document
+
+
+class DocsPageResource:
+    def __init__(self, title: str, template: str) -> None:
+        self.title = title
+        self.template = template
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = self.template.format(title=self.title, base="")
+
+
+class SwaggerInitResource:
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = "application/javascript"
+        resp.text = _SWAGGER_INIT
+
+
+def mount_docs(app: falcon.asgi.App, title: str, document: dict) -> None:
+    """``/openapi.json``, ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), all served locally."""
+    sidecar = _sidecar_dir()
+    app.add_route("/openapi.json", OpenAPIResource(document))
+    app.add_route("/docs", DocsPageResource(title, _SWAGGER_HTML))
+    app.add_route("/redoc", DocsPageResource(title, _REDOC_HTML))
+    app.add_route("/docs/static/swagger-init.js", SwaggerInitResource())
+    app.add_static_route("/docs/static", str(sidecar / "swagger-ui-dist"))
+    app.add_static_route("/redoc/static", str(sidecar / "redoc" / "bundles"))

@@ -1,0 +1,55 @@
+"""Route tables: one declaration per route serves Falcon, OpenAPI and the gateway checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP method on a route, as documented in OpenAPI."""
+
+    method: str
+    summary: str
+    tag: str
+    response: type[Schema] | Schema | None = None
+    status: int = 200
+    many: bool = False
+    request: type[Schema] | Schema | None = None
+    query: type[Schema] | None = None
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    example: dict[str, Any] | None = None
+    description: str | None = None
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path template, the resource that serves it, and its documented operations."""
+
+    path: str
+    resource: object
+    operations: tuple[Operation, ...] = field(default_factory=tuple)
+    suffix: str | None = None
+    internal: bool = False  # service-to-service only; never exposed through the gateway
+
+    @property
+    def public(self) -> bool:
+        return all(op.public for op in self.operations)
+
+
+def is_public_path(routes: list[Route], path: str) -> bool:
+    """Whether ``path`` belongs to a route whose every operation is public (no token)."""
+    return any(r.public and _matches(r.path, path) for r in routes)
+
+
+def _matches(template: str, path: str) -> bool:
+    t_parts = template.strip("/").split("/")
+    p_parts = path.strip("/").split("/")
+    if len(t_parts) != len(p_parts):
+        return False
+    return all(t.startswith("{") or t == p for t, p in zip(t_parts, p_parts, strict=True))

@@ -1,0 +1,222 @@
+"""The shared shape of a TaskFlow service: one builder wires what every service has in common
+(error shape, request ids and access log, CORS, body limit, health, docs, pool lifecycle)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import falcon.asgi
+import falcon.media
+import orjson
+import psycopg_pool
+import structlog
+
+from . import __version__
+from .config import Settings
+from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
+from .errors import APIError, error_body, install_error_handlers
+from .logging import RequestContextMiddleware
+from .openapi import build_spec, mount_docs
+from .routing import Operation, Route
+
+log = structlog.get_logger("taskflow.service")
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+
+
+JSON_HANDLER = falcon.media.JSONHandler(dumps=_dumps, loads=orjson.loads)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413 before any resource reads them."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        length = req.content_length
+        if length is not None and length > self.max_bytes:
+            raise APIError(413, f"Request body exceeds {self.max_bytes} bytes")
+
+
+@dataclass
+class BackgroundWork:
+    """A coroutine factory run for the app's lifetime (outbox relay, scheduler, ...)."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Lifecycle:
+    """Opens the pool and starts background work at startup; stops both at shutdown."""
+
+    pool: psycopg_pool.AsyncConnectionPool | None
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[BackgroundWork] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        if self.pool is not None:
+            await open_pool(self.pool)
+        for hook in self.on_startup:
+            await hook()
+        for work in self.background:
+            self._tasks.append(asyncio.create_task(_supervised(work), name=work.name))
+
+    async def process_shutdown(self, scope: Any, event: Any) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for hook in self.on_shutdown:
+            await hook()
+        if self.pool is not None:
+            await self.pool.close(timeout=5.0)
+
+
+async def _supervised(work: BackgroundWork) -> None:
+    """Keep a background loop alive: a crash is logged and the loop restarted after a pause."""
+    while True:
+        try:
+            await work.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background_work_crashed", work=work.name)
+            await asyncio.sleep(1.0)
+
+
+class RootResource:
+    def __init__(self, name: str, version: str) -> None:
+        self.body = {"name": name, "version": version, "docs": "/docs", "health": "/health"}
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = self.body
+
+
+class HealthResource:
+    """Liveness: the process answers. Never touches the database."""
+
+    def __init__(self, version: str) -> None:
+        self.body = {"status": "healthy", "version": version}
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = self.body
+
+
+class ReadyResource:
+    """Readiness: the database answers within 2 s (503 with a reason otherwise), plus the
+    details each service adds (outbox backlog, key cache age, ...)."""
+
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool | None, checks: Sequence[ReadinessCheck]
+    ) -> None:
+        self.pool = pool
+        self.checks = list(checks)
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body: dict[str, Any] = {"status": "ready", "database": "connected"}
+        if self.pool is not None:
+            try:
+                await ping(self.pool, within=2.0)
+            except Exception as exc:  # any failure means "not ready", with the reason
+                log.warning("not_ready", error=type(exc).__name__)
+                resp.status = 503
+                resp.set_header("Retry-After", "5")
+                resp.media = {
+                    **error_body(503, DB_UNAVAILABLE),
+                    "status": "unhealthy",
+                    "database": f"unreachable: {type(exc).__name__}",
+                }
+                return
+        for check in self.checks:
+            try:
+                body.update(await check())
+            except Exception as exc:
+                body.setdefault("warnings", []).append(f"{type(exc).__name__}: {exc}")
+        resp.media = body
+
+
+HEALTH_TAG = "health"
+HEALTH_ROUTES_DOC = {
+    "/": Operation("GET", "Service information", HEALTH_TAG, public=True),
+    "/health": Operation("GET", "Liveness", HEALTH_TAG, public=True),
+    "/health/ready": Operation("GET", "Readiness", HEALTH_TAG, public=True, errors=(503,)),
+}
+
+
+def health_routes(
+    name: str,
+    version: str,
+    pool: psycopg_pool.AsyncConnectionPool | None,
+    checks: Sequence[ReadinessCheck] = (),
+) -> list[Route]:
+    resources: dict[str, object] = {
+        "/": RootResource(name, version),
+        "/health": HealthResource(version),
+        "/health/ready": ReadyResource(pool, checks),
+    }
+    return [Route(path, resources[path], (HEALTH_ROUTES_DOC[path],)) for path in resources]
+
+
+class ServiceApp(falcon.asgi.App):
+    """A Falcon app that remembers its route table (for the dev router and gateway checks)."""
+
+    routes: list[Route]
+
+
+def build_app(
+    *,
+    service: str,
+    title: str,
+    settings: Settings,
+    routes: list[Route],
+    lifecycle: Lifecycle,
+    middleware: Sequence[Any] = (),
+    readiness: Sequence[ReadinessCheck] = (),
+    version: str = __version__,
+) -> ServiceApp:
+    """A Falcon ASGI app with the middleware, handlers, health and docs every service shares.
+
+    ``middleware`` runs after request-context, CORS and body-limit (auth goes there)."""
+    all_routes = health_routes(title, version, lifecycle.pool, readiness) + list(routes)
+    app = ServiceApp(
+        middleware=[
+            lifecycle,
+            RequestContextMiddleware(service),
+            falcon.CORSMiddleware(
+                allow_origins=list(settings.allowed_origins) or "*",
+                allow_credentials=list(settings.allowed_origins) or None,
+                expose_headers=["X-Request-Id", "ETag", "Retry-After"],
+            ),
+            BodyLimitMiddleware(settings.max_body_bytes),
+            *middleware,
+        ]
+    )
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON_HANDLER
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON_HANDLER
+    app.req_options.strip_url_path_trailing_slash = True
+    install_error_handlers(app)
+    install_outage_handler(app)
+    for route in all_routes:
+        if route.suffix:
+            app.add_route(route.path, route.resource, suffix=route.suffix)
+        else:
+            app.add_route(route.path, route.resource)
+    mount_docs(app, title, build_spec(title, version, all_routes))
+    app.routes = all_routes
+    return app

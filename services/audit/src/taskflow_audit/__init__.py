@@ -1,0 +1,4 @@
+"""TaskFlow Audit service."""
+
+SERVICE = "audit"
+SCHEMA = "audit"

@@ -1,0 +1,4 @@
+"""TaskFlow Auth Verifier service."""
+
+SERVICE = "auth-verifier"
+SCHEMA = "auth"

@@ -1,0 +1,1 @@
+"""The ``taskflow`` command: the all-in-one dev stack, per-service serving, migrations."""

@@ -1,0 +1,123 @@
+"""``taskflow dev | serve | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+import uvicorn
+from taskflow_core.config import ConfigError, Settings
+from taskflow_core.logging import configure_logging
+
+from .embedded import start_embedded_postgres
+from .stack import SERVICES, all_in_one, migrate
+
+log = structlog.get_logger("taskflow.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskflow", description="TaskFlow backend services")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="the whole stack on one port, embedded DB if none is set")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+
+    serve = sub.add_parser("serve", help="one service (or all) in this process; needs DATABASE_URL")
+    serve.add_argument("service", choices=[*SERVICES, "all"])
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+
+    mig = sub.add_parser("migrate", help="apply pending SQL migrations")
+    mig.add_argument("--service", choices=list(SERVICES), action="append")
+    return parser
+
+
+def _require_database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is required (or use `taskflow dev` for an embedded one)")
+    return settings.database_url
+
+
+def cmd_migrate(settings: Settings, services: list[str] | None) -> int:
+    applied = migrate(_require_database_url(settings), services)
+    for name, versions in applied.items():
+        print(
+            f"{name}: {len(versions)} applied" + (f" ({', '.join(versions)})" if versions else "")
+        )
+    return 0
+
+
+def cmd_serve(settings: Settings, service: str, host: str, port: int, run_migrations: bool) -> int:
+    url = _require_database_url(settings)
+    if run_migrations:
+        migrate(url, None if service == "all" else [service])
+    app = all_in_one(settings) if service == "all" else SERVICES[service].create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=65536,
+    )
+    return 0
+
+
+def cmd_dev(host: str, port: int) -> int:
+    base = f"http://{host}:{port}"
+    env = dict(os.environ)
+    env.setdefault("LOG_FORMAT", "console")
+    for key in ("TASKS_URL", "AUDIT_URL", "AUTH_VERIFIER_URL"):
+        env.setdefault(key, base)
+    env.setdefault("SSO_URL", base)
+    env.setdefault("JWKS_URL", f"{base}/dev/jwks")
+    env.setdefault("TASKFLOW_DATA_DIR", ".taskflow-dev")
+    settings = Settings.from_env(env)
+    configure_logging(settings)
+    server = None
+    if not settings.database_url:
+        url, server = start_embedded_postgres(settings.data_dir)
+        settings = settings.with_overrides(database_url=url)
+    try:
+        migrate(settings.database_url or "")
+        app = all_in_one(settings)
+        print(f"\nTaskFlow dev stack on {base}\n  docs:   {base}/docs\n  health: {base}/health")
+        from .devtoken import dev_banner
+
+        print(dev_banner(settings, base))
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if server is not None:
+            # A second Ctrl-C must not interrupt the database's clean shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            server.cleanup()
+            print("embedded PostgreSQL stopped", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            return cmd_dev(args.host, args.port)
+        settings = Settings.from_env()
+        configure_logging(settings)
+        if args.command == "migrate":
+            return cmd_migrate(settings, args.service)
+        if args.command == "serve":
+            return cmd_serve(settings, args.service, args.host, args.port, args.migrate)
+    except ConfigError as exc:
+        print(f"taskflow: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

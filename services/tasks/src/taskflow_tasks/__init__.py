@@ -1,0 +1,4 @@
+"""TaskFlow Tasks service."""
+
+SERVICE = "tasks"
+SCHEMA = "tasks"
