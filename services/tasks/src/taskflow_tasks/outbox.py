@@ -1,0 +1,78 @@
+"""Audit events into the transactional outbox, in the caller's transaction.
+
+Every state change calls :func:`record_event` on the same connection (inside the same
+transaction) as the change itself, so an event exists if and only if the change committed.
+The relay delivers them to the audit service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+import psycopg
+
+ActorType = Literal["human", "agent", "system"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a worker (id + handle) of a given type, and the OAuth client used."""
+
+    worker_id: int | None
+    handle: str | None
+    actor_type: ActorType = "human"
+    client_id: str | None = None
+    client_name: str | None = None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+async def record_event(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    tenant_id: str,
+    project_id: int | None,
+    entity_type: str,
+    entity_id: int,
+    action: str,
+    actor: Actor,
+    details: dict[str, Any],
+    occurred_at: datetime,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write one audit event into the outbox; return its event id.
+
+    ``details`` holds before/after values; the actor's client id/name are merged in.
+    """
+    event_id = event_id or uuid.uuid4()
+    merged = dict(details)
+    if actor.client_id:
+        merged.setdefault("client_id", actor.client_id)
+    if actor.client_name:
+        merged.setdefault("client_name", actor.client_name)
+    payload = {
+        "event_id": str(event_id),
+        "tenant_id": tenant_id,
+        "project_id": project_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "action": action,
+        "actor_id": actor.worker_id,
+        "actor_handle": actor.handle,
+        "actor_type": actor.actor_type,
+        "details": merged,
+        "created_at": occurred_at.isoformat(),
+    }
+    await conn.execute(
+        "INSERT INTO tasks.outbox (event_id, payload, created_at) VALUES (%s, %s::jsonb, %s)",
+        (event_id, orjson.dumps(payload, default=_default).decode(), occurred_at),
+    )
+    return event_id
