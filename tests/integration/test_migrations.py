@@ -54,7 +54,7 @@ def empty_db(pg_admin_url: str) -> Iterator[str]:
 
 def test_migrate_twice_in_a_row(empty_db: str) -> None:
     first = _migrate(empty_db)
-    out, err = first.communicate(timeout=120)
+    _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert _recorded(empty_db) == _expected()
     second = _migrate(empty_db)
