@@ -60,6 +60,9 @@ class Settings:
     jwks_cache_ttl: float = 3600.0
     jwks_stale_ttl: float = 86400.0
     jwks_min_refresh_interval: float = 30.0
+    api_key_cache_ttl: float = 30.0
+    introspection_cache_ttl: float = 30.0
+    dev_issuer: bool = False
     http_timeout: float = 5.0
     db_pool_min_size: int = 0
     db_pool_max_size: int = 15
@@ -110,6 +113,14 @@ class Settings:
             service_secret=e.get("SERVICE_SECRET") or None,
             jwks_cache_ttl=float(e.get("JWKS_CACHE_TTL", d.jwks_cache_ttl)),
             jwks_stale_ttl=float(e.get("JWKS_STALE_TTL", d.jwks_stale_ttl)),
+            jwks_min_refresh_interval=float(
+                e.get("JWKS_MIN_REFRESH_INTERVAL", d.jwks_min_refresh_interval)
+            ),
+            api_key_cache_ttl=float(e.get("API_KEY_CACHE_TTL", d.api_key_cache_ttl)),
+            introspection_cache_ttl=float(
+                e.get("INTROSPECTION_CACHE_TTL", d.introspection_cache_ttl)
+            ),
+            dev_issuer=_bool(e.get("DEV_ISSUER")),
             http_timeout=float(e.get("HTTP_TIMEOUT", d.http_timeout)),
             db_pool_min_size=int(e.get("DB_POOL_MIN_SIZE", d.db_pool_min_size)),
             db_pool_max_size=int(e.get("DB_POOL_MAX_SIZE", d.db_pool_max_size)),
@@ -130,6 +141,8 @@ class Settings:
     def validate(self) -> None:
         if self.dev_mode and self.is_production:
             raise ConfigError("DEV_MODE=true is refused when ENV=production")
+        if self.dev_issuer and self.is_production:
+            raise ConfigError("DEV_ISSUER=true is refused when ENV=production")
         if self.log_format not in {"json", "console"}:
             raise ConfigError("LOG_FORMAT must be 'json' or 'console'")
         if not 0 <= self.db_pool_min_size <= self.db_pool_max_size:
