@@ -22,6 +22,7 @@ from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
 from .errors import APIError, error_body, install_error_handlers
 from .logging import RequestContextMiddleware
 from .openapi import build_spec, mount_docs
+from .ratelimit import RateLimitMiddleware
 from .routing import Operation, Route
 
 log = structlog.get_logger("taskflow.service")
@@ -194,6 +195,7 @@ def build_app(
 
     ``middleware`` runs after request-context, CORS and body-limit (auth goes there)."""
     all_routes = health_routes(title, version, lifecycle.pool, readiness) + list(routes)
+    rate_limit = RateLimitMiddleware.from_settings(settings)  # None when off
     app = ServiceApp(
         middleware=[
             lifecycle,
@@ -204,6 +206,7 @@ def build_app(
                 expose_headers=["X-Request-Id", "ETag", "Retry-After"],
             ),
             BodyLimitMiddleware(settings.max_body_bytes),
+            *([rate_limit] if rate_limit else []),
             *middleware,
         ]
     )
