@@ -33,6 +33,8 @@ def generate_key(alg: str, kid: str | None = None) -> Any:
 class TestIssuer:
     """Serves ``/api/auth/jwks`` like Better Auth; ``url`` is what SSO_URL points at."""
 
+    __test__ = False  # not a pytest test class
+
     issuer: str = "https://sso.test"
     keys: dict[str, Any] = field(default_factory=dict)
     jwks_fetches: int = 0

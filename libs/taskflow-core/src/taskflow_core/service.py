@@ -17,6 +17,8 @@ import psycopg_pool
 import structlog
 
 from . import __version__
+from .auth.authenticator import Authenticator
+from .auth.middleware import AuthMiddleware
 from .config import Settings
 from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
 from .errors import APIError, error_body, install_error_handlers
@@ -190,11 +192,19 @@ def build_app(
     middleware: Sequence[Any] = (),
     readiness: Sequence[ReadinessCheck] = (),
     version: str = __version__,
+    authenticator: Authenticator | None = None,
 ) -> ServiceApp:
     """A Falcon ASGI app with the middleware, handlers, health and docs every service shares.
 
-    ``middleware`` runs after request-context, CORS and body-limit (auth goes there)."""
-    all_routes = health_routes(title, version, lifecycle.pool, readiness) + list(routes)
+    ``authenticator`` installs :class:`AuthMiddleware` over this app's route table (public =
+    operations marked ``public=True`` plus health and docs; ``Route.internal`` = service
+    credentials only) and adds its key-cache facts to ``/health/ready``. ``middleware`` runs
+    after request-context, CORS, body-limit and authentication."""
+    checks = list(readiness)
+    if authenticator is not None:
+        checks.append(authenticator.readiness)
+    all_routes = health_routes(title, version, lifecycle.pool, checks) + list(routes)
+    auth = [AuthMiddleware(authenticator, all_routes)] if authenticator is not None else []
     rate_limit = RateLimitMiddleware.from_settings(settings)  # None when off
     app = ServiceApp(
         middleware=[
@@ -207,6 +217,7 @@ def build_app(
             ),
             BodyLimitMiddleware(settings.max_body_bytes),
             *([rate_limit] if rate_limit else []),
+            *auth,
             *middleware,
         ]
     )

@@ -38,3 +38,81 @@ def tenant_from_claims(claims: dict[str, Any]) -> str:
     if isinstance(orgs, list) and orgs and isinstance(orgs[0], str) and orgs[0].strip():
         return orgs[0].strip()
     return DEFAULT_TENANT
+
+
+AGENT_MARKERS = frozenset({"agent", "ai_agent", "service_agent"})
+
+
+def actor_type_from_claims(claims: dict[str, Any]) -> ActorType:
+    """``agent`` when the token says so (``actor_type`` or ``token_type``), else ``human``.
+
+    Service credentials never come through here: they have their own verifier."""
+    for key in ("actor_type", "token_type"):
+        value = claims.get(key)
+        if isinstance(value, str) and value.strip().lower() in AGENT_MARKERS:
+            return "agent"
+    return "human"
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def identity_from_claims(claims: dict[str, Any]) -> Identity:
+    """The identity a verified set of claims (JWT payload or userinfo answer) describes.
+
+    Raises ``ValueError`` when ``sub`` is missing: a credential without a subject names nobody."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip():
+        raise ValueError("missing 'sub' claim")
+    orgs = claims.get("organization_ids")
+    organization_ids = (
+        tuple(o for o in orgs if isinstance(o, str) and o) if isinstance(orgs, list) else ()
+    )
+    role = claims.get("role")
+    return Identity(
+        sub=sub,
+        email=_optional_str(claims.get("email")),
+        name=_optional_str(claims.get("name")),
+        role=role if isinstance(role, str) and role else "user",
+        tenant_id=tenant_from_claims(claims),
+        actor_type=actor_type_from_claims(claims),
+        client_id=_optional_str(claims.get("client_id")) or _optional_str(claims.get("azp")),
+        client_name=_optional_str(claims.get("client_name")),
+        organization_ids=organization_ids,
+        claims=dict(claims),
+    )
+
+
+def identity_to_dict(identity: Identity) -> dict[str, Any]:
+    """The wire form of an identity (introspection answers); ``claims`` stay in-process."""
+    return {
+        "sub": identity.sub,
+        "email": identity.email,
+        "name": identity.name,
+        "role": identity.role,
+        "tenant_id": identity.tenant_id,
+        "actor_type": identity.actor_type,
+        "client_id": identity.client_id,
+        "client_name": identity.client_name,
+        "organization_ids": list(identity.organization_ids),
+    }
+
+
+def identity_from_dict(data: dict[str, Any]) -> Identity:
+    """Inverse of :func:`identity_to_dict` (``service`` is never accepted from the wire)."""
+    actor = data.get("actor_type")
+    return Identity(
+        sub=str(data["sub"]),
+        email=_optional_str(data.get("email")),
+        name=_optional_str(data.get("name")),
+        role=_optional_str(data.get("role")) or "user",
+        tenant_id=_optional_str(data.get("tenant_id")) or DEFAULT_TENANT,
+        actor_type="agent" if actor == "agent" else "human",
+        client_id=_optional_str(data.get("client_id")),
+        client_name=_optional_str(data.get("client_name")),
+        organization_ids=tuple(
+            o for o in data.get("organization_ids") or () if isinstance(o, str) and o
+        ),
+        claims=dict(data),
+    )

@@ -1,0 +1,156 @@
+"""One entry point per service: ``create_authenticator(settings, http, service=...)`` returns an
+:class:`Authenticator` whose ``authenticate(token)`` turns any bearer credential into an
+:class:`Identity` (or raises 401/503 in the JSON error shape)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+from ..errors import Unauthorized
+from .identity import Identity
+from .introspection import Introspector, RemoteIntrospector
+from .jwks import CachePolicy, JWKSCache, KeySetListener
+from .service_tokens import ServiceCredentials, ServiceTokenVerifier, is_service_token_header
+from .verifier import JWTVerifier, read_header
+
+API_KEY_PREFIX = "tf_"
+
+
+class CredentialKind(Enum):
+    JWT = "jwt"
+    API_KEY = "api_key"
+    OPAQUE = "opaque"
+
+
+def credential_kind(token: str) -> CredentialKind:
+    """``tf_…`` → agent API key; three dot-separated parts → JWT; anything else → opaque."""
+    if token.startswith(API_KEY_PREFIX):
+        return CredentialKind.API_KEY
+    if token.count(".") == 2:
+        return CredentialKind.JWT
+    return CredentialKind.OPAQUE
+
+
+def dev_identity(settings: Settings) -> Identity:
+    """The fixed identity of ``DEV_MODE`` (as in the old API: role admin, default tenant)."""
+    return Identity(
+        sub=settings.dev_user_id,
+        email=settings.dev_user_email,
+        name=settings.dev_user_name,
+        role="admin",
+    )
+
+
+class Authenticator:
+    """Verifies bearer credentials for ``service``.
+
+    - JWT with the service-credential header → :class:`ServiceTokenVerifier` (audience must be
+      ``service``); identity with ``actor_type == "service"``;
+    - other JWTs → :class:`JWTVerifier` (JWKS, RS256/ES256/EdDSA only);
+    - ``tf_`` API keys and opaque tokens → the introspector (the auth-verifier).
+    Whether a route accepts a service identity is the middleware's decision, not this one's."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        jwks: JWKSCache,
+        users: JWTVerifier,
+        services: ServiceTokenVerifier,
+        introspector: Introspector,
+        credentials: ServiceCredentials,
+        dev: Identity | None = None,
+    ) -> None:
+        self.service = service
+        self.jwks = jwks
+        self.users = users
+        self.services = services
+        self.introspector = introspector
+        self.credentials = credentials
+        self.dev = dev
+
+    async def authenticate(self, token: str) -> Identity:
+        token = token.strip()
+        if not token:
+            raise Unauthorized("Not authenticated")
+        kind = credential_kind(token)
+        if kind is CredentialKind.JWT:
+            header = read_header(token) if self.dev is None else _header_or_empty(token)
+            if is_service_token_header(header):
+                return self.services.verify(token)
+            if self.dev is not None:
+                return self.dev
+            return await self.users.verify(token)
+        if self.dev is not None:
+            return self.dev
+        return await self.introspector.introspect(token)
+
+    async def readiness(self) -> dict[str, Any]:
+        """Key cache facts for ``/health/ready`` (never fetches)."""
+        age = self.jwks.age
+        return {
+            "jwks": {
+                "keys": len(self.jwks.state.kids),
+                "age_s": None if age is None else round(age, 1),
+                "dev_mode": self.dev is not None,
+            }
+        }
+
+    async def close(self) -> None:
+        await self.jwks.close()
+
+
+def _header_or_empty(token: str) -> dict[str, Any]:
+    try:
+        return read_header(token)
+    except Unauthorized:
+        return {}
+
+
+def create_authenticator(
+    settings: Settings,
+    http_client: httpx.AsyncClient,
+    service: str = "tasks",
+    *,
+    introspector: Introspector | None = None,
+    on_keys_fetched: KeySetListener | None = None,
+    now: Callable[[], float] | None = None,
+) -> Authenticator:
+    """The authenticator ``service`` installs with ``build_app(..., authenticator=...)``.
+
+    ``http_client`` fetches the JWKS and calls the auth-verifier's ``/introspect`` (it adds its
+    own service credential to those calls). The auth-verifier passes its own ``introspector``
+    (it checks API keys at the SSO itself) and ``on_keys_fetched`` (to persist the key set)."""
+    clock = now or (lambda: settings.clock().timestamp())
+    policy = CachePolicy(
+        ttl=settings.jwks_cache_ttl,
+        stale_ttl=settings.jwks_stale_ttl,
+        min_refresh_interval=settings.jwks_min_refresh_interval,
+    )
+    jwks = JWKSCache(
+        settings.effective_jwks_url, http_client, policy, now=clock, on_fetched=on_keys_fetched
+    )
+    credentials = ServiceCredentials(settings, service, now=clock)
+    return Authenticator(
+        service=service,
+        jwks=jwks,
+        users=JWTVerifier(
+            jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, now=clock
+        ),
+        services=ServiceTokenVerifier(settings, service, now=clock),
+        introspector=introspector
+        or RemoteIntrospector(
+            http_client,
+            settings.auth_verifier_url,
+            credentials,
+            settings.introspection_cache_ttl,
+            now=clock,
+        ),
+        credentials=credentials,
+        dev=dev_identity(settings) if settings.dev_mode else None,
+    )

@@ -1,0 +1,145 @@
+"""Credentials a service cannot check itself (``tf_`` agent API keys, opaque SSO tokens) are
+handed to the auth-verifier's ``POST /introspect`` and the answer is cached briefly."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+import structlog
+
+from ..errors import APIError, ServiceUnavailable, Unauthorized
+from .identity import Identity, identity_from_dict
+from .jwks import AUTH_UNAVAILABLE
+from .service_tokens import ServiceCredentials
+
+log = structlog.get_logger("taskflow.auth.introspection")
+
+INTROSPECT_PATH = "/introspect"
+VERIFIER_SERVICE = "auth-verifier"
+
+T = TypeVar("T")
+
+
+def credential_hash(credential: str) -> str:
+    """Cache key for a credential: its SHA-256, so no raw secret sits in memory maps."""
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cached(Generic[T]):
+    value: T
+    expires_at: float
+
+
+class TTLCache(Generic[T]):
+    """A bounded map whose entries expire; oldest entries go first when it is full."""
+
+    def __init__(self, max_entries: int = 10_000, *, now: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self.now = now
+        self._entries: OrderedDict[str, Cached[T]] = OrderedDict()
+
+    def get(self, key: str) -> Cached[T] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= self.now():
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: str, value: T, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        self._entries[key] = Cached(value, self.now() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def remaining(self, key: str) -> float:
+        entry = self.get(key)
+        return 0.0 if entry is None else max(0.0, entry.expires_at - self.now())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An introspection answer: an identity, or the reason the credential was refused."""
+
+    identity: Identity | None
+    error: str | None = None
+
+
+class Introspector(Protocol):
+    async def introspect(self, credential: str) -> Identity:
+        """The identity behind ``credential``; ``Unauthorized`` or ``ServiceUnavailable``."""
+        ...
+
+
+class RemoteIntrospector:
+    """Asks the auth-verifier, with a service credential, and caches the answer (negative
+    answers too) for at most ``ttl`` and never longer than the verifier's own cache entry, so a
+    revoked key is refused within one TTL end to end."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        verifier_url: str,
+        credentials: ServiceCredentials,
+        ttl: float,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = http
+        self.url = verifier_url.rstrip("/") + INTROSPECT_PATH
+        self.credentials = credentials
+        self.ttl = ttl
+        self.cache: TTLCache[Verdict] = TTLCache(now=now)
+
+    async def introspect(self, credential: str) -> Identity:
+        key = credential_hash(credential)
+        hit = self.cache.get(key)
+        verdict = hit.value if hit is not None else await self._ask(credential, key)
+        if verdict.identity is None:
+            raise Unauthorized(verdict.error or "Token invalid or expired", error="invalid_token")
+        return verdict.identity
+
+    async def _ask(self, credential: str, key: str) -> Verdict:
+        token = self.credentials.token_for(VERIFIER_SERVICE)
+        try:
+            response = await self.http.post(
+                self.url,
+                json={"token": credential},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("introspection_unreachable", error=type(exc).__name__)
+            raise ServiceUnavailable(AUTH_UNAVAILABLE) from exc
+        if response.status_code != 200:
+            log.warning("introspection_failed", status=response.status_code)
+            if response.status_code >= 500:
+                raise ServiceUnavailable(AUTH_UNAVAILABLE)
+            raise APIError(502, "Authentication service refused the introspection request")
+        body: dict[str, Any] = response.json()
+        verdict = verdict_from_answer(body)
+        ttl = min(self.ttl, float(body.get("expires_in") or self.ttl))
+        self.cache.put(key, verdict, ttl)
+        return verdict
+
+
+def verdict_from_answer(body: dict[str, Any]) -> Verdict:
+    """Reads ``{"active": true, "identity": {...}}`` / ``{"active": false, "error": ...}``."""
+    if body.get("active") is True and isinstance(body.get("identity"), dict):
+        try:
+            return Verdict(identity_from_dict(body["identity"]))
+        except (KeyError, TypeError, ValueError):
+            return Verdict(None, "Token invalid or expired")
+    return Verdict(None, str(body.get("error") or "Token invalid or expired"))

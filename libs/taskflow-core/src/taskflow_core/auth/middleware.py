@@ -1,0 +1,95 @@
+"""Edge authentication: every non-public route needs ``Authorization: Bearer <credential>``,
+verified here; the identity goes on ``req.context.identity``. No identity header a client sends
+(``X-User-Id`` and friends) is ever read."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import falcon.asgi
+
+from ..errors import Forbidden, Unauthorized
+from ..routing import Route
+from .identity import Identity
+
+# Served by build_app itself (health, docs, spec): always public.
+PUBLIC_PREFIXES = ("/health", "/docs", "/redoc")
+PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
+
+
+class Authenticates(Protocol):
+    async def authenticate(self, token: str) -> Identity: ...
+
+
+def bearer_token(header: str | None) -> str:
+    """The credential of an ``Authorization: Bearer <x>`` header; 401 when absent or not Bearer."""
+    if not header:
+        raise Unauthorized("Not authenticated")
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized("Not authenticated", error="invalid_request")
+    return credential.strip()
+
+
+def is_always_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or any(
+        path == prefix or path.startswith(prefix + "/") for prefix in PUBLIC_PREFIXES
+    )
+
+
+class RouteAccess:
+    """Which (path template, method) pairs are public and which routes are internal."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.public: set[tuple[str, str]] = set()
+        self.internal: set[str] = set()
+        for route in routes:
+            if route.internal:
+                self.internal.add(route.path)
+            for op in route.operations:
+                if op.public and not route.internal:
+                    self.public.add((route.path, op.method.upper()))
+
+    def is_public(self, template: str | None, method: str, path: str) -> bool:
+        if is_always_public(path):
+            return True
+        return template is not None and (template, method) in self.public
+
+    def is_internal(self, template: str | None) -> bool:
+        return template is not None and template in self.internal
+
+
+class AuthMiddleware:
+    """Installed by ``build_app(..., authenticator=...)`` with the app's route table.
+
+    - OPTIONS (CORS preflight) and public operations pass without a credential;
+    - internal routes (``Route.internal``) accept only service credentials addressed to this
+      service (a user credential → 403);
+    - every other route refuses service credentials (401): they are not user sessions."""
+
+    def __init__(self, authenticator: Authenticates, routes: list[Route]) -> None:
+        self.authenticator = authenticator
+        self.access = RouteAccess(routes)
+
+    async def process_resource(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: Any,
+        params: dict[str, Any],
+    ) -> None:
+        if req.method == "OPTIONS" or resource is None:  # preflight, or a 404 to come
+            return
+        template = req.uri_template
+        if self.access.is_public(template, req.method, req.path):
+            return
+        token = bearer_token(req.get_header("Authorization"))
+        identity = await self.authenticator.authenticate(token)
+        if self.access.is_internal(template):
+            if not identity.is_service:
+                raise Forbidden("This endpoint accepts service credentials only")
+        elif identity.is_service:
+            raise Unauthorized(
+                "Service credentials are not accepted on this endpoint", error="invalid_token"
+            )
+        req.context.identity = identity

@@ -1,0 +1,108 @@
+"""Verification of user tokens (JWTs issued by the SSO) against the JWKS cache."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
+from ..errors import Unauthorized
+from .identity import Identity, identity_from_claims
+from .jwks import JWKSCache
+
+# Better Auth signs EdDSA (Ed25519) by default, the TaskFlow SSO signs RS256. HS* is refused on
+# this path: a symmetric algorithm would let anyone holding the *public* key forge tokens.
+USER_TOKEN_ALGORITHMS = frozenset({"RS256", "ES256", "EdDSA"})
+LEEWAY_SECONDS = 60
+# RFC 9864 prefers "Ed25519" as the alg name, but Better Auth publishes and signs "EdDSA".
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
+MAX_TOKEN_BYTES = 16_384
+
+
+def invalid_jwt(reason: str) -> Unauthorized:
+    return Unauthorized(f"Invalid JWT: {reason}", error="invalid_token")
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def read_header(token: str) -> dict[str, Any]:
+    """The unverified JOSE header of a compact JWT (to pick the key); raises ``Unauthorized``."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise invalid_jwt("token too large")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise invalid_jwt("not a compact JWS")
+    try:
+        header = orjson.loads(_b64decode(parts[0]))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise invalid_jwt("malformed header") from exc
+    if not isinstance(header, dict):
+        raise invalid_jwt("malformed header")
+    return header
+
+
+def claims_registry(
+    now: Callable[[], int], issuer: str | None, audience: str | None
+) -> JWTClaimsRegistry:
+    """``exp`` and ``sub`` required; ``nbf``/``iat`` checked; ``iss``/``aud`` when configured."""
+    options: dict[str, ClaimsOption] = {"exp": {"essential": True}, "sub": {"essential": True}}
+    if issuer:
+        options["iss"] = {"essential": True, "value": issuer}
+    if audience:
+        options["aud"] = {"essential": True, "value": audience}
+    return JWTClaimsRegistry(now=now, leeway=LEEWAY_SECONDS, **options)
+
+
+class JWTVerifier:
+    """Checks a user JWT: allow-listed algorithm, key by ``kid`` from the JWKS cache, signature,
+    time claims with 60 s leeway, issuer and audience when configured."""
+
+    def __init__(
+        self,
+        keys: JWKSCache,
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        now: Callable[[], float],
+    ) -> None:
+        self.keys = keys
+        self.claims = claims_registry(lambda: int(now()), issuer, audience)
+
+    async def verify(self, token: str) -> Identity:
+        header = read_header(token)
+        alg = header.get("alg")
+        if alg not in USER_TOKEN_ALGORITHMS:
+            raise invalid_jwt(f"algorithm {alg!r} is not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise invalid_jwt("missing 'kid' header")
+        key = await self.keys.get(kid)
+        key_alg = key.get("alg") if hasattr(key, "get") else None
+        if key_alg and key_alg != alg:
+            raise invalid_jwt("algorithm does not match the signing key")
+        return self.check(token, key, str(alg))
+
+    def check(self, token: str, key: Any, alg: str) -> Identity:
+        """Signature and claims with a known key (the part ``bench/verify_bench.py`` measures)."""
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+            self.claims.validate(decoded.claims)
+        except ExpiredTokenError as exc:
+            raise invalid_jwt("token has expired") from exc
+        except JoseError as exc:
+            raise invalid_jwt(exc.description or exc.error.replace("_", " ")) from exc
+        except (ValueError, TypeError) as exc:
+            raise invalid_jwt("malformed token") from exc
+        try:
+            return identity_from_claims(decoded.claims)
+        except ValueError as exc:
+            raise invalid_jwt(str(exc)) from exc
