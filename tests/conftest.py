@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.reliability.pgbouncer import maybe_via_pgbouncer
 from tests.support.issuer import TestIssuer
 from tests.support.postgres import create_database, drop_database, postgres_for_tests
 from tests.support.processes import ServiceProcess
@@ -32,10 +33,11 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
-    """A clean, migrated database for this test only."""
+def db_url(request: pytest.FixtureRequest, pg_admin_url: str, template_db: str) -> Iterator[str]:
+    """A clean, migrated database for this test only (through a real PgBouncer in transaction
+    mode when TASKFLOW_VIA_PGBOUNCER=1, see tests/reliability/pgbouncer.py)."""
     url = create_database(pg_admin_url, template=template_db)
-    yield url
+    yield maybe_via_pgbouncer(request.config, pg_admin_url, url)
     drop_database(pg_admin_url, url)
 
 

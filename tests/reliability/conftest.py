@@ -1,0 +1,28 @@
+"""Fixtures for fault injection: a real PgBouncer, the wired service stack, misbehaving peers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.pgbouncer import PgBouncer, pgbouncer_binary, shared_pgbouncer
+from tests.reliability.stack import Stack
+from tests.support.issuer import TestIssuer
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(request: pytest.FixtureRequest, pg_admin_url: str) -> PgBouncer:
+    """A real PgBouncer in transaction mode in front of the test PostgreSQL (one per run)."""
+    if pgbouncer_binary() is None:
+        pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (CI installs it)")
+    return shared_pgbouncer(request.config, pg_admin_url)
+
+
+@pytest.fixture
+def stack(db_url: str, issuer: TestIssuer, tmp_path: Path) -> Iterator[Stack]:
+    """The three services wired together (start the ones a test needs with ``stack.start``)."""
+    services = Stack(db_url=db_url, issuer=issuer, log_dir=tmp_path)
+    yield services
+    services.stop_all()
