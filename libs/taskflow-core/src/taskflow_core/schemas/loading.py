@@ -1,0 +1,57 @@
+"""Loading request input through schemas, with every failure a 422 in the shared error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+from marshmallow import Schema, ValidationError
+
+from ..errors import APIError, validation_error
+
+MAX_ID = 2**63 - 1
+
+
+async def load_body(req: falcon.asgi.Request, schema: Schema) -> dict[str, Any]:
+    """Parse the JSON body and load it through ``schema``.
+
+    A missing body, malformed JSON or a non-object body is a 422; field problems are a 422
+    listing every field (``detail``)."""
+    try:
+        media = await req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError as exc:
+        raise APIError(422, "Malformed JSON body") from exc
+    if media is None:
+        raise validation_error({"_schema": ["A JSON object body is required."]})
+    if not isinstance(media, dict):
+        raise validation_error({"_schema": ["The body must be a JSON object."]})
+    try:
+        loaded: dict[str, Any] = schema.load(media)
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
+    return loaded
+
+
+def load_query(req: falcon.asgi.Request, schema: Schema) -> dict[str, Any]:
+    """Load the query string through ``schema`` (422 with ``loc`` ``["query", name]``)."""
+    params: dict[str, Any] = {}
+    for name, value in req.params.items():
+        # A repeated parameter keeps its last value (one way to read a query string).
+        params[name] = value[-1] if isinstance(value, list) else value
+    try:
+        loaded: dict[str, Any] = schema.load(params)
+    except ValidationError as exc:
+        raise validation_error(exc.messages, "query") from exc
+    return loaded
+
+
+def parse_id(raw: str, name: str) -> int:
+    """A path id: a positive integer that fits a bigint, else a 422 naming the parameter."""
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise validation_error({name: ["Must be a positive integer."]}, "path")
+    value = int(text)
+    if not 1 <= value <= MAX_ID:
+        raise validation_error({name: ["Must be a positive integer."]}, "path")
+    return value

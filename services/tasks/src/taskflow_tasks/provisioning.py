@@ -1,0 +1,339 @@
+"""Who is calling, as a worker: first-login provisioning, exactly once, with its audit events.
+
+A human's first call in a tenant creates their worker (once, globally: a human worker is keyed
+by their SSO ``sub``) and their Default project in that tenant (once per tenant), in one
+transaction serialised per ``sub`` by a transaction-scoped advisory lock (PgBouncer-safe: no
+session state). Unique indexes back the lock up. An agent calling with an API key maps to an
+agent worker keyed by the key id, created on its first call in the key's tenant; agents get no
+Default project (a project owner adds them where they should work).
+
+Already-provisioned callers cost one indexed query, and nothing while cached in-process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import falcon.asgi
+import psycopg
+import psycopg_pool
+from taskflow_core.auth.identity import Identity
+from taskflow_core.config import Settings
+from taskflow_core.db import transaction
+from taskflow_core.errors import Forbidden, Unauthorized
+
+from . import naming, store_projects, store_workers
+from .outbox import Actor, record_event
+
+Conn = psycopg.AsyncConnection[Any]
+WorkerType = Literal["human", "agent"]
+
+DEFAULT_PROJECT_NAME = "Default"
+DEFAULT_PROJECT_DESCRIPTION = "Your personal task workspace"
+_MAX_INSERT_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller as a worker, in the tenant of this request."""
+
+    worker_id: int
+    handle: str
+    name: str
+    type: WorkerType
+    tenant_id: str
+    identity: Identity
+    default_project_id: int | None = None
+
+    @property
+    def sub(self) -> str:
+        return self.identity.sub
+
+    @property
+    def actor(self) -> Actor:
+        """The audit actor: this worker, its type, and the OAuth client of the request."""
+        return Actor(
+            worker_id=self.worker_id,
+            handle=self.handle,
+            actor_type=self.type,
+            client_id=self.identity.client_id,
+            client_name=self.identity.client_name,
+        )
+
+
+def identity_of(req: falcon.asgi.Request) -> Identity:
+    """The verified identity the auth middleware put on the request (401 without one)."""
+    identity = getattr(req.context, "identity", None)
+    if not isinstance(identity, Identity):
+        raise Unauthorized("Not authenticated")
+    if identity.is_service:
+        raise Forbidden("Service credentials cannot act as a worker")
+    return identity
+
+
+def _agent_key(identity: Identity) -> str:
+    return identity.client_id or identity.sub
+
+
+def _caller(row: dict[str, Any], identity: Identity) -> Caller:
+    return Caller(
+        worker_id=row["id"],
+        handle=row["handle"],
+        name=row["name"],
+        type=row["type"],
+        tenant_id=identity.tenant_id,
+        identity=identity,
+        default_project_id=row.get("default_project_id"),
+    )
+
+
+async def _lookup(conn: Conn, identity: Identity) -> dict[str, Any] | None:
+    """The provisioned worker row, or ``None`` when provisioning has work to do."""
+    if identity.actor_type == "agent":
+        return await store_workers.find_agent_caller(conn, _agent_key(identity))
+    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    if row is None or row["default_project_id"] is None:
+        return None
+    return row
+
+
+async def _insert_with_free_handle(conn: Conn, base: str, **columns: Any) -> dict[str, Any]:
+    """Insert a worker under ``base`` or its first free ``-N`` variant (retried on races)."""
+    for _ in range(_MAX_INSERT_ATTEMPTS):
+        taken = await store_workers.taken_handles(conn, base)
+        handle = naming.first_free(base, taken, naming.HANDLE_MAX)
+        row = await store_workers.insert_worker(conn, handle=handle, **columns)
+        if row is not None:
+            return row
+    raise RuntimeError(f"no free handle for {base}")
+
+
+async def create_placeholder_human(
+    conn: Conn, user_id: str, tenant_id: str, actor: Actor, settings: Settings
+) -> dict[str, Any]:
+    """The human worker of ``user_id``, created as a placeholder (audited) when absent."""
+    await store_workers.lock_provisioning(conn, user_id)
+    existing = await store_workers.find_human_by_user_id(conn, user_id)
+    if existing is not None:
+        return existing
+    now = settings.clock()
+    worker = await _insert_with_free_handle(
+        conn,
+        naming.placeholder_handle_base(user_id),
+        name=naming.placeholder_name(user_id),
+        type="human",
+        tenant_id=tenant_id,
+        user_id=user_id,
+        now=now,
+    )
+    await record_event(
+        conn,
+        tenant_id=tenant_id,
+        project_id=None,
+        entity_type="worker",
+        entity_id=worker["id"],
+        action="created",
+        actor=actor,
+        details={
+            "handle": worker["handle"],
+            "name": worker["name"],
+            "type": "human",
+            "user_id": user_id,
+            "placeholder": True,
+        },
+        occurred_at=now,
+    )
+    return worker
+
+
+async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
+    await store_workers.lock_provisioning(conn, identity.sub)
+    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    now = settings.clock()
+    tenant = identity.tenant_id
+    if row is None:
+        worker = await _insert_with_free_handle(
+            conn,
+            naming.human_handle_base(identity.email, identity.sub),
+            name=naming.human_name(identity.name, identity.email, identity.sub),
+            type="human",
+            tenant_id=tenant,
+            user_id=identity.sub,
+            email=identity.email,
+            now=now,
+        )
+        row = {**worker, "default_project_id": None}
+        await record_event(
+            conn,
+            tenant_id=tenant,
+            project_id=None,
+            entity_type="worker",
+            entity_id=worker["id"],
+            action="created",
+            actor=_self_actor(row, "human", identity),
+            details={
+                "handle": worker["handle"],
+                "name": worker["name"],
+                "type": "human",
+                "user_id": identity.sub,
+                "first_login": True,
+            },
+            occurred_at=now,
+        )
+    if row["default_project_id"] is None:
+        project = await _insert_default_project(conn, row["id"], identity, now)
+        row = {**row, "default_project_id": project["id"]}
+        await record_event(
+            conn,
+            tenant_id=tenant,
+            project_id=project["id"],
+            entity_type="project",
+            entity_id=project["id"],
+            action="created",
+            actor=_self_actor(row, "human", identity),
+            details={
+                "slug": project["slug"],
+                "name": project["name"],
+                "tenant_id": tenant,
+                "is_default": True,
+                "first_login": True,
+            },
+            occurred_at=now,
+        )
+    return row
+
+
+async def _insert_default_project(
+    conn: Conn, worker_id: int, identity: Identity, now: Any
+) -> dict[str, Any]:
+    base = naming.default_project_slug(identity.sub)
+    for _ in range(_MAX_INSERT_ATTEMPTS):
+        taken = await store_projects.taken_slugs(conn, identity.tenant_id, base)
+        project = await store_projects.insert_project(
+            conn,
+            tenant_id=identity.tenant_id,
+            slug=naming.first_free(base, taken, 100),
+            name=DEFAULT_PROJECT_NAME,
+            description=DEFAULT_PROJECT_DESCRIPTION,
+            owner_id=identity.sub,
+            owner_worker_id=worker_id,
+            is_default=True,
+            now=now,
+        )
+        if project is not None:
+            return project
+    raise RuntimeError(f"no free Default project slug for {base}")
+
+
+async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
+    key = _agent_key(identity)
+    await store_workers.lock_provisioning(conn, f"agent:{key}")
+    row = await store_workers.find_agent_caller(conn, key)
+    if row is not None:
+        return row
+    now = settings.clock()
+    worker = await _insert_with_free_handle(
+        conn,
+        naming.agent_handle_base(identity.client_name, key),
+        name=(identity.client_name or identity.name or f"Agent {key[:8]}")[:200],
+        type="agent",
+        tenant_id=identity.tenant_id,
+        api_key_id=key,
+        agent_type="custom",
+        capabilities=[],
+        now=now,
+    )
+    await record_event(
+        conn,
+        tenant_id=identity.tenant_id,
+        project_id=None,
+        entity_type="worker",
+        entity_id=worker["id"],
+        action="created",
+        actor=_self_actor(worker, "agent", identity),
+        details={
+            "handle": worker["handle"],
+            "agent_type": "custom",
+            "capabilities": [],
+            "api_key_id": key,
+            "first_login": True,
+        },
+        occurred_at=now,
+    )
+    return {**worker, "default_project_id": None}
+
+
+def _self_actor(row: dict[str, Any], type: WorkerType, identity: Identity) -> Actor:
+    return Actor(row["id"], row["handle"], type, identity.client_id, identity.client_name)
+
+
+async def ensure_caller(
+    db: Conn | psycopg_pool.AsyncConnectionPool, identity: Identity, settings: Settings
+) -> Caller:
+    """The caller's worker, provisioning it (and a human's Default project) on first use.
+
+    With a pool, provisioning commits in its own transaction; with a connection, it joins the
+    caller's transaction (the caller commits)."""
+    if isinstance(db, psycopg_pool.AsyncConnectionPool):
+        async with db.connection() as conn:
+            row = await _lookup(conn, identity)
+        if row is None:
+            async with transaction(db) as conn:
+                row = await _provision(conn, identity, settings)
+        return _caller(row, identity)
+    row = await _lookup(db, identity)
+    if row is None:
+        row = await _provision(db, identity, settings)
+    return _caller(row, identity)
+
+
+async def _provision(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
+    if identity.actor_type == "agent":
+        return await _provision_agent(conn, identity, settings)
+    return await _provision_human(conn, identity, settings)
+
+
+class Provisioner:
+    """``ensure_caller`` with a short in-process cache keyed by (principal, tenant).
+
+    A cached caller costs no query. Provisioning always commits on its own transaction before
+    caching, so a request that later fails can never leave a cached worker that does not exist.
+    """
+
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings, ttl: float = 30.0
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, Caller]] = {}
+
+    def _key(self, identity: Identity) -> tuple[str, str, str]:
+        if identity.actor_type == "agent":
+            return ("agent", _agent_key(identity), identity.tenant_id)
+        return ("human", identity.sub, identity.tenant_id)
+
+    async def caller(self, identity: Identity, conn: Conn | None = None) -> Caller:
+        """The caller; ``conn`` (optional) serves the lookup so a request uses one connection."""
+        key = self._key(identity)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return replace(hit[1], identity=identity)
+        row = await _lookup(conn, identity) if conn is not None else None
+        if row is not None:
+            caller = _caller(row, identity)
+        else:
+            caller = await ensure_caller(self.pool, identity, self.settings)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl, caller)
+        return caller
+
+    def forget_worker(self, worker_id: int) -> None:
+        """Drop cached callers of a deleted worker (this process; others expire by TTL)."""
+        for key, (_, caller) in list(self._cache.items()):
+            if caller.worker_id == worker_id:
+                self._cache.pop(key, None)

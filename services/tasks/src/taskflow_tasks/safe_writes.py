@@ -1,0 +1,167 @@
+"""Safe writes: ETag / If-Match (optimistic concurrency) and Idempotency-Key (POST replay).
+
+ETag: a strong tag from the entity kind, id and ``updated_at`` (microseconds), so it changes
+whenever the resource's own fields change. Counts shown beside them (member_count, task_count,
+subtask_count) are not part of it. If-Match compares weakly (a ``W/`` prefix is ignored) so a
+client may send back what it was given; ``*`` matches any existing resource; no If-Match keeps
+last-write-wins for old clients. Check it after locking the row (``FOR UPDATE``) in the write's
+transaction, so two writers with the same tag cannot both pass.
+
+Idempotency-Key (POST): the first request with a key runs and its response (status, body,
+ETag/Location) is stored in the same transaction as the write; a later request from the same
+caller with the same key and the same method, path, query and JSON body gets that response
+again (``Idempotent-Replayed: true``) and writes nothing; the same key with a different request
+is a 422. A failed request stores nothing, so it may be retried with its key. Keys live 24 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+import psycopg
+from taskflow_core.errors import APIError, validation_error
+
+from . import store_idempotency
+from .provisioning import Caller
+
+Conn = psycopg.AsyncConnection[Any]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STORED_HEADERS = ("ETag", "Location")
+
+
+def etag(kind: str, entity_id: int, updated_at: datetime) -> str:
+    """A strong ETag, e.g. ``"project-7-1733000000123456"``."""
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=UTC)
+    micros = (updated_at - _EPOCH) // timedelta(microseconds=1)
+    return f'"{kind}-{entity_id}-{micros}"'
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def if_match_satisfied(if_match: str | None, current: str) -> bool:
+    """Whether an ``If-Match`` header value lets a write on ``current`` proceed."""
+    if if_match is None or not if_match.strip():
+        return True
+    candidates = [part for part in if_match.split(",") if part.strip()]
+    return any(c.strip() == "*" or _opaque(c) == _opaque(current) for c in candidates)
+
+
+def check_if_match(req: falcon.asgi.Request, current: str) -> None:
+    """412 when the request's ``If-Match`` names a version other than ``current``."""
+    if not if_match_satisfied(req.get_header("If-Match"), current):
+        raise APIError(
+            412,
+            "Precondition failed: the resource was changed by someone else; "
+            "fetch it again and retry",
+            headers={"ETag": current},
+        )
+
+
+def request_hash(method: str, path: str, query: str, body: Any) -> str:
+    """A fingerprint of the request: method, path, query and canonical JSON body."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), query.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    def write(self, resp: falcon.asgi.Response) -> None:
+        resp.status = self.status
+        resp.media = self.body
+        for name, value in self.headers.items():
+            resp.set_header(name, value)
+        resp.set_header(REPLAYED_HEADER, "true")
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """An ``Idempotency-Key`` of one caller's POST, ready to claim inside the write's
+    transaction."""
+
+    caller_worker_id: int
+    key: str
+    method: str
+    path: str
+    fingerprint: str
+
+    async def claim(self, conn: Conn, now: datetime) -> StoredResponse | None:
+        """``None``: this request owns the key and must run (then :meth:`save`). Otherwise
+        the first response to replay; 422 when the key was used for a different request."""
+        if await store_idempotency.claim(
+            conn,
+            caller_worker_id=self.caller_worker_id,
+            key=self.key,
+            method=self.method,
+            path=self.path,
+            request_hash=self.fingerprint,
+            now=now,
+        ):
+            return None
+        row = await store_idempotency.stored(conn, self.caller_worker_id, self.key)
+        if row is None or row["request_hash"] != self.fingerprint or row["status_code"] is None:
+            raise APIError(
+                422,
+                f"Idempotency-Key '{self.key}' was already used with a different request",
+            )
+        response = row["response"] or {}
+        return StoredResponse(row["status_code"], response.get("body"), response.get("headers", {}))
+
+    async def save(self, conn: Conn, resp: falcon.asgi.Response) -> None:
+        """Store the response the handler produced (call last, inside the transaction)."""
+        headers = {
+            name: value for name in _STORED_HEADERS if (value := resp.get_header(name)) is not None
+        }
+        status = resp.status_code
+        await store_idempotency.save_response(
+            conn,
+            self.caller_worker_id,
+            self.key,
+            status,
+            {"body": resp.media, "headers": headers},
+        )
+
+
+async def idempotent_request(req: falcon.asgi.Request, caller: Caller) -> IdempotentRequest | None:
+    """The request's ``Idempotency-Key`` (``None`` without one; 422 when malformed)."""
+    key = req.get_header(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise validation_error(
+            {IDEMPOTENCY_HEADER: [f"Must be 1..{MAX_KEY_LENGTH} printable ASCII characters."]},
+            "header",
+        )
+    try:
+        body = await req.get_media(default_when_empty=None)
+    except falcon.MediaMalformedError as exc:
+        raise APIError(422, "Malformed JSON body") from exc
+    return IdempotentRequest(
+        caller_worker_id=caller.worker_id,
+        key=key,
+        method=req.method,
+        path=req.path,
+        fingerprint=request_hash(req.method, req.path, req.query_string, body),
+    )

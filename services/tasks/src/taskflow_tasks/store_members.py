@@ -1,0 +1,112 @@
+"""SQL for project memberships and member search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+Conn = psycopg.AsyncConnection[Any]
+Row = dict[str, Any]
+
+MEMBER_READ = """
+    m.id, m.worker_id, w.handle, w.name, w.type, m.role, m.joined_at
+"""
+
+
+def _like_contains(text: str) -> str:
+    """``%text%`` with the LIKE wildcards of ``text`` escaped (they match literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_members(conn: Conn, project_id: int) -> list[Row]:
+    """Members in join order (owner first as the earliest), id as the tiebreaker."""
+    cur = await conn.execute(
+        f"""
+        SELECT {MEMBER_READ}
+        FROM project_members m JOIN workers w ON w.id = m.worker_id
+        WHERE m.project_id = %s
+        ORDER BY m.joined_at ASC, m.id ASC
+        """,
+        (project_id,),
+    )
+    return await cur.fetchall()
+
+
+async def add_member(
+    conn: Conn, project_id: int, worker_id: int, role: str, now: datetime
+) -> Row | None:
+    """The new membership, or ``None`` when the worker is already a member."""
+    cur = await conn.execute(
+        f"""
+        WITH m AS (
+            INSERT INTO project_members (project_id, worker_id, role, joined_at)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT (project_id, worker_id) DO NOTHING
+            RETURNING *
+        )
+        SELECT {MEMBER_READ} FROM m JOIN workers w ON w.id = m.worker_id
+        """,
+        (project_id, worker_id, role, now),
+    )
+    return await cur.fetchone()
+
+
+async def get_member(conn: Conn, project_id: int, member_id: int) -> Row | None:
+    cur = await conn.execute(
+        f"""
+        SELECT {MEMBER_READ}
+        FROM project_members m JOIN workers w ON w.id = m.worker_id
+        WHERE m.id = %s AND m.project_id = %s
+        FOR UPDATE OF m
+        """,
+        (member_id, project_id),
+    )
+    return await cur.fetchone()
+
+
+async def remove_member(conn: Conn, member_id: int) -> None:
+    await conn.execute("DELETE FROM project_members WHERE id = %s", (member_id,))
+
+
+async def search(
+    conn: Conn,
+    *,
+    tenant_id: str,
+    query: str | None,
+    project_id: int | None,
+    limit: int,
+) -> list[Row]:
+    """Workers visible in ``tenant_id`` whose handle or name contains ``query``.
+
+    Visible: the tenant's agents, humans whose home tenant it is, and humans who belong to a
+    live project of it. With ``project_id``: only that project's members. Humans first, then
+    by name, then id. ``total`` on each row is the full match count."""
+    pattern = _like_contains(query.lower()) if query else None
+    if project_id is not None:
+        scope = "w.id IN (SELECT worker_id FROM project_members WHERE project_id = %(project)s)"
+    else:
+        scope = """(
+            w.tenant_id = %(tenant)s
+            OR (w.type = 'human' AND EXISTS (
+                SELECT 1 FROM project_members m JOIN projects p ON p.id = m.project_id
+                WHERE m.worker_id = w.id AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL))
+        )"""
+    text_filter = (
+        "AND (lower(w.handle) LIKE %(pattern)s OR lower(w.name) LIKE %(pattern)s)"
+        if pattern
+        else ""
+    )
+    cur = await conn.execute(
+        f"""
+        SELECT w.id, w.handle, w.name, w.type, count(*) OVER () AS total
+        FROM workers w
+        WHERE {scope} {text_filter}
+        ORDER BY w.type DESC, w.name ASC, w.id ASC
+        LIMIT %(limit)s
+        """,
+        {"tenant": tenant_id, "project": project_id, "pattern": pattern, "limit": limit},
+    )
+    return await cur.fetchall()
