@@ -3,10 +3,14 @@ with any claims. Also stubs the SSO endpoints TaskFlow calls (API-key verify, or
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +33,10 @@ def generate_key(alg: str, kid: str | None = None) -> Any:
     raise ValueError(alg)
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 @dataclass
 class TestIssuer:
     """Serves ``/api/auth/jwks`` like Better Auth; ``url`` is what SSO_URL points at."""
@@ -41,6 +49,9 @@ class TestIssuer:
     jwks_available: bool = True
     api_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     org_members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Opaque access tokens the stub userinfo endpoint knows (token → claims).
+    userinfo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_key_checks: int = 0
     extra_routes: dict[str, Callable[[dict[str, Any]], tuple[int, Any]]] = field(
         default_factory=dict
     )
@@ -59,6 +70,28 @@ class TestIssuer:
 
     def kid_for(self, alg: str) -> str:
         return next(kid for kid, key in self.keys.items() if key.alg == alg)
+
+    def unpublished_key(self, alg: str = "RS256", kid: str | None = None) -> Any:
+        """A key the JWKS does not list (bad signatures, unknown kids)."""
+        return generate_key(alg, kid)
+
+    def unsigned_token(self, sub: str = "mallory", **claims: Any) -> str:
+        """``alg: none``: a token with no signature at all."""
+        now = int(time.time())
+        header = {"alg": "none", "typ": "JWT", "kid": self.kid_for("RS256")}
+        payload = {"sub": sub, "iss": self.issuer, "iat": now, "exp": now + 3600, **claims}
+        return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}."
+
+    def hs256_with_public_key(self, sub: str = "mallory", **claims: Any) -> str:
+        """The classic key-confusion forgery: HS256 with the RS256 *public* key as HMAC secret."""
+        kid = self.kid_for("RS256")
+        public_pem = self.keys[kid].as_pem(private=False)
+        now = int(time.time())
+        header = {"alg": "HS256", "typ": "JWT", "kid": kid}
+        payload = {"sub": sub, "iss": self.issuer, "iat": now, "exp": now + 3600, **claims}
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+        signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{_b64(signature)}"
 
     def jwks(self) -> dict[str, Any]:
         return KeySet(list(self.keys.values())).as_dict(private=False)
@@ -89,7 +122,10 @@ class TestIssuer:
         payload = {k: v for k, v in payload.items() if v is not None}
         signing_key = key or self.keys[kid or self.kid_for(alg)]
         protected = {"alg": alg, "kid": signing_key.kid, "typ": "JWT", **(header or {})}
-        return jwt.encode(protected, payload, signing_key, algorithms=[alg])
+        with warnings.catch_warnings():
+            # Better Auth still signs "EdDSA" (RFC 9864 prefers "Ed25519"); so does this stub.
+            warnings.filterwarnings("ignore", message="EdDSA is deprecated")
+            return jwt.encode(protected, payload, signing_key, algorithms=[alg])
 
     # HTTP ------------------------------------------------------------------------------
     @property
@@ -134,6 +170,14 @@ class TestIssuer:
                         return
                     self._reply(200, issuer.jwks())
                     return
+                if path == "/api/auth/oauth2/userinfo":
+                    auth = self.headers.get("Authorization") or ""
+                    claims = issuer.userinfo.get(auth.removeprefix("Bearer ").strip())
+                    if claims is None:
+                        self._reply(401, {"error": "invalid_token"})
+                    else:
+                        self._reply(200, claims)
+                    return
                 if path.startswith("/api/organizations/") and path.endswith("/members"):
                     org = path.split("/")[3]
                     self._reply(200, issuer.org_members.get(org, []))
@@ -144,6 +188,7 @@ class TestIssuer:
                 path = self.path.split("?")[0]
                 body = self._body()
                 if path == "/api/api-key/verify":
+                    issuer.api_key_checks += 1
                     found = issuer.api_keys.get(str(body.get("key")))
                     if found is None:
                         self._reply(200, {"valid": False, "error": {"message": "Invalid API key"}})

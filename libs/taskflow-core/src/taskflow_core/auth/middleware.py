@@ -42,18 +42,24 @@ class RouteAccess:
 
     def __init__(self, routes: list[Route]) -> None:
         self.public: set[tuple[str, str]] = set()
+        self.public_routes: set[str] = set()  # every operation public: any method passes
         self.internal: set[str] = set()
         for route in routes:
             if route.internal:
                 self.internal.add(route.path)
+                continue
+            if route.operations and route.public:
+                self.public_routes.add(route.path)
             for op in route.operations:
-                if op.public and not route.internal:
+                if op.public:
                     self.public.add((route.path, op.method.upper()))
 
     def is_public(self, template: str | None, method: str, path: str) -> bool:
         if is_always_public(path):
             return True
-        return template is not None and (template, method) in self.public
+        if template is None:
+            return False
+        return template in self.public_routes or (template, method) in self.public
 
     def is_internal(self, template: str | None) -> bool:
         return template is not None and template in self.internal
