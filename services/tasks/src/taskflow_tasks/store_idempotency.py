@@ -28,7 +28,7 @@ async def claim(
     back; a record older than 24 hours is taken over."""
     cur = await conn.execute(
         """
-        INSERT INTO idempotency_keys AS k
+        INSERT INTO tasks.idempotency_keys AS k
             (caller_worker_id, key, method, path, request_hash, created_at)
         VALUES (%s, %s, %s, %s, %s, %s)
         ON CONFLICT (caller_worker_id, key) DO UPDATE
@@ -45,7 +45,7 @@ async def claim(
 
 async def stored(conn: Conn, caller_worker_id: int, key: str) -> Row | None:
     cur = await conn.execute(
-        "SELECT method, path, request_hash, status_code, response FROM idempotency_keys"
+        "SELECT method, path, request_hash, status_code, response FROM tasks.idempotency_keys"
         " WHERE caller_worker_id = %s AND key = %s",
         (caller_worker_id, key),
     )
@@ -56,7 +56,7 @@ async def save_response(
     conn: Conn, caller_worker_id: int, key: str, status: int, response: dict[str, Any]
 ) -> None:
     await conn.execute(
-        "UPDATE idempotency_keys SET status_code = %s, response = %s::jsonb"
+        "UPDATE tasks.idempotency_keys SET status_code = %s, response = %s::jsonb"
         " WHERE caller_worker_id = %s AND key = %s",
         (status, orjson.dumps(response).decode(), caller_worker_id, key),
     )
@@ -64,6 +64,6 @@ async def save_response(
 
 async def purge_expired(conn: Conn, now: datetime) -> int:
     cur = await conn.execute(
-        "DELETE FROM idempotency_keys WHERE created_at < %s - interval '24 hours'", (now,)
+        "DELETE FROM tasks.idempotency_keys WHERE created_at < %s - interval '24 hours'", (now,)
     )
     return cur.rowcount

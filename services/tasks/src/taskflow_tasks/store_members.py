@@ -26,7 +26,7 @@ async def list_members(conn: Conn, project_id: int) -> list[Row]:
     cur = await conn.execute(
         f"""
         SELECT {MEMBER_READ}
-        FROM project_members m JOIN workers w ON w.id = m.worker_id
+        FROM tasks.project_members m JOIN tasks.workers w ON w.id = m.worker_id
         WHERE m.project_id = %s
         ORDER BY m.joined_at ASC, m.id ASC
         """,
@@ -42,12 +42,12 @@ async def add_member(
     cur = await conn.execute(
         f"""
         WITH m AS (
-            INSERT INTO project_members (project_id, worker_id, role, joined_at)
+            INSERT INTO tasks.project_members (project_id, worker_id, role, joined_at)
             VALUES (%s, %s, %s, %s)
             ON CONFLICT (project_id, worker_id) DO NOTHING
             RETURNING *
         )
-        SELECT {MEMBER_READ} FROM m JOIN workers w ON w.id = m.worker_id
+        SELECT {MEMBER_READ} FROM m JOIN tasks.workers w ON w.id = m.worker_id
         """,
         (project_id, worker_id, role, now),
     )
@@ -58,7 +58,7 @@ async def get_member(conn: Conn, project_id: int, member_id: int) -> Row | None:
     cur = await conn.execute(
         f"""
         SELECT {MEMBER_READ}
-        FROM project_members m JOIN workers w ON w.id = m.worker_id
+        FROM tasks.project_members m JOIN tasks.workers w ON w.id = m.worker_id
         WHERE m.id = %s AND m.project_id = %s
         FOR UPDATE OF m
         """,
@@ -68,7 +68,7 @@ async def get_member(conn: Conn, project_id: int, member_id: int) -> Row | None:
 
 
 async def remove_member(conn: Conn, member_id: int) -> None:
-    await conn.execute("DELETE FROM project_members WHERE id = %s", (member_id,))
+    await conn.execute("DELETE FROM tasks.project_members WHERE id = %s", (member_id,))
 
 
 async def search(
@@ -86,12 +86,12 @@ async def search(
     by name, then id. ``total`` on each row is the full match count."""
     pattern = _like_contains(query.lower()) if query else None
     if project_id is not None:
-        scope = "w.id IN (SELECT worker_id FROM project_members WHERE project_id = %(project)s)"
+        scope = "w.id IN (SELECT worker_id FROM tasks.project_members WHERE project_id = %(project)s)"
     else:
         scope = """(
             w.tenant_id = %(tenant)s
             OR (w.type = 'human' AND EXISTS (
-                SELECT 1 FROM project_members m JOIN projects p ON p.id = m.project_id
+                SELECT 1 FROM tasks.project_members m JOIN tasks.projects p ON p.id = m.project_id
                 WHERE m.worker_id = w.id AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL))
         )"""
     text_filter = (
@@ -102,11 +102,29 @@ async def search(
     cur = await conn.execute(
         f"""
         SELECT w.id, w.handle, w.name, w.type, count(*) OVER () AS total
-        FROM workers w
+        FROM tasks.workers w
         WHERE {scope} {text_filter}
         ORDER BY w.type DESC, w.name ASC, w.id ASC
         LIMIT %(limit)s
         """,
         {"tenant": tenant_id, "project": project_id, "pattern": pattern, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def projects_of_users(conn: Conn, tenant_id: str, user_ids: list[str]) -> list[Row]:
+    """``(user_id, id, name, role)`` of the live projects of ``tenant_id`` each user is in."""
+    if not user_ids:
+        return []
+    cur = await conn.execute(
+        """
+        SELECT w.user_id, p.id, p.name, m.role
+        FROM tasks.workers w
+        JOIN tasks.project_members m ON m.worker_id = w.id
+        JOIN tasks.projects p ON p.id = m.project_id AND p.tenant_id = %s AND p.deleted_at IS NULL
+        WHERE w.type = 'human' AND w.user_id = ANY(%s)
+        ORDER BY p.id
+        """,
+        (tenant_id, user_ids),
     )
     return await cur.fetchall()

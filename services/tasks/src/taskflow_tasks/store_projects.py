@@ -14,8 +14,8 @@ Row = dict[str, Any]
 PROJECT_READ = """
     p.id, p.slug, p.name, p.description, p.owner_id, p.owner_worker_id, p.is_default,
     p.tenant_id, p.created_at, p.updated_at,
-    (SELECT count(*) FROM project_members pm WHERE pm.project_id = p.id) AS member_count,
-    (SELECT count(*) FROM tasks t WHERE t.project_id = p.id) AS task_count
+    (SELECT count(*) FROM tasks.project_members pm WHERE pm.project_id = p.id) AS member_count,
+    (SELECT count(*) FROM tasks.tasks t WHERE t.project_id = p.id) AS task_count
 """
 
 
@@ -26,7 +26,7 @@ async def list_for_member(
     cur = await conn.execute(
         f"""
         SELECT {PROJECT_READ}
-        FROM project_members m JOIN projects p ON p.id = m.project_id
+        FROM tasks.project_members m JOIN tasks.projects p ON p.id = m.project_id
         WHERE m.worker_id = %s AND p.tenant_id = %s AND p.deleted_at IS NULL
         ORDER BY p.is_default DESC, p.created_at ASC, p.id ASC
         LIMIT %s OFFSET %s
@@ -44,8 +44,8 @@ async def get_with_role(
     cur = await conn.execute(
         f"""
         SELECT {PROJECT_READ}, m.role AS caller_role
-        FROM projects p
-        LEFT JOIN project_members m ON m.project_id = p.id AND m.worker_id = %s
+        FROM tasks.projects p
+        LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %s
         WHERE p.id = %s AND p.tenant_id = %s AND p.deleted_at IS NULL
         {"FOR UPDATE OF p" if lock else ""}
         """,
@@ -56,7 +56,7 @@ async def get_with_role(
 
 async def get_read(conn: Conn, project_id: int) -> Row:
     cur = await conn.execute(
-        f"SELECT {PROJECT_READ} FROM projects p WHERE p.id = %s", (project_id,)
+        f"SELECT {PROJECT_READ} FROM tasks.projects p WHERE p.id = %s", (project_id,)
     )
     row = await cur.fetchone()
     assert row is not None
@@ -65,7 +65,7 @@ async def get_read(conn: Conn, project_id: int) -> Row:
 
 async def taken_slugs(conn: Conn, tenant_id: str, base: str) -> set[str]:
     cur = await conn.execute(
-        "SELECT slug FROM projects WHERE tenant_id = %s AND deleted_at IS NULL"
+        "SELECT slug FROM tasks.projects WHERE tenant_id = %s AND deleted_at IS NULL"
         " AND (slug = %s OR slug LIKE %s)",
         (tenant_id, base, base + "-%"),
     )
@@ -89,14 +89,14 @@ async def insert_project(
     cur = await conn.execute(
         """
         WITH project AS (
-            INSERT INTO projects (tenant_id, slug, name, description, owner_id, owner_worker_id,
+            INSERT INTO tasks.projects (tenant_id, slug, name, description, owner_id, owner_worker_id,
                                   is_default, created_at, updated_at)
             VALUES (%(tenant)s, %(slug)s, %(name)s, %(description)s, %(owner)s, %(worker)s,
                     %(is_default)s, %(now)s, %(now)s)
             ON CONFLICT DO NOTHING
             RETURNING *
         ), owner AS (
-            INSERT INTO project_members (project_id, worker_id, role, joined_at)
+            INSERT INTO tasks.project_members (project_id, worker_id, role, joined_at)
             SELECT id, %(worker)s, 'owner', %(now)s FROM project
         )
         SELECT id, slug, name, description, owner_id, owner_worker_id, is_default, tenant_id,
@@ -124,7 +124,7 @@ async def update_project(
     cur = await conn.execute(
         f"""
         WITH updated AS (
-            UPDATE projects SET {", ".join(sets)} WHERE id = %s RETURNING *
+            UPDATE tasks.projects SET {", ".join(sets)} WHERE id = %s RETURNING *
         )
         SELECT {PROJECT_READ} FROM updated p
         """,
@@ -138,7 +138,7 @@ async def update_project(
 async def delete_tasks(conn: Conn, project_id: int) -> list[Row]:
     """Remove every task of the project (subtasks included); the removed rows, parents first."""
     cur = await conn.execute(
-        "DELETE FROM tasks WHERE project_id = %s RETURNING id, title, status, parent_task_id",
+        "DELETE FROM tasks.tasks WHERE project_id = %s RETURNING id, title, status, parent_task_id",
         (project_id,),
     )
     return sorted(await cur.fetchall(), key=lambda row: row["id"])
@@ -146,5 +146,5 @@ async def delete_tasks(conn: Conn, project_id: int) -> list[Row]:
 
 async def soft_delete(conn: Conn, project_id: int, now: datetime) -> None:
     await conn.execute(
-        "UPDATE projects SET deleted_at = %s, updated_at = %s WHERE id = %s", (now, now, project_id)
+        "UPDATE tasks.projects SET deleted_at = %s, updated_at = %s WHERE id = %s", (now, now, project_id)
     )

@@ -26,8 +26,8 @@ async def find_human_caller(conn: Conn, user_id: str, tenant_id: str) -> Row | N
     cur = await conn.execute(
         """
         SELECT w.id, w.handle, w.name, w.type, p.id AS default_project_id
-        FROM workers w
-        LEFT JOIN projects p
+        FROM tasks.workers w
+        LEFT JOIN tasks.projects p
           ON p.owner_worker_id = w.id AND p.tenant_id = %s
          AND p.is_default AND p.deleted_at IS NULL
         WHERE w.user_id = %s AND w.type = 'human'
@@ -40,7 +40,7 @@ async def find_human_caller(conn: Conn, user_id: str, tenant_id: str) -> Row | N
 async def find_agent_caller(conn: Conn, api_key_id: str) -> Row | None:
     cur = await conn.execute(
         "SELECT id, handle, name, type, tenant_id, NULL::bigint AS default_project_id"
-        " FROM workers WHERE api_key_id = %s",
+        " FROM tasks.workers WHERE api_key_id = %s",
         (api_key_id,),
     )
     return await cur.fetchone()
@@ -57,7 +57,7 @@ async def lock_provisioning(conn: Conn, principal: str) -> None:
 async def taken_handles(conn: Conn, base: str) -> set[str]:
     """Handles equal to ``base`` or ``base-<anything>`` (candidates for collision suffixes)."""
     cur = await conn.execute(
-        "SELECT handle FROM workers WHERE handle = %s OR handle LIKE %s",
+        "SELECT handle FROM tasks.workers WHERE handle = %s OR handle LIKE %s",
         (base, _like_prefix(base) + "-%"),
     )
     return {row["handle"] for row in await cur.fetchall()}
@@ -80,7 +80,7 @@ async def insert_worker(
     """Insert a worker; ``None`` when a unique key (handle, user id, key id) is already taken."""
     cur = await conn.execute(
         f"""
-        INSERT INTO workers (handle, name, type, user_id, api_key_id, tenant_id, agent_type,
+        INSERT INTO tasks.workers (handle, name, type, user_id, api_key_id, tenant_id, agent_type,
                              capabilities, email, created_at, updated_at)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
         ON CONFLICT DO NOTHING
@@ -105,14 +105,14 @@ async def insert_worker(
 
 async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
     cur = await conn.execute(
-        f"SELECT {WORKER_COLUMNS} FROM workers WHERE user_id = %s AND type = 'human'", (user_id,)
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE user_id = %s AND type = 'human'", (user_id,)
     )
     return await cur.fetchone()
 
 
 async def get_worker(conn: Conn, worker_id: int, *, lock: bool = False) -> Row | None:
     cur = await conn.execute(
-        f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = %s{' FOR UPDATE' if lock else ''}",
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE id = %s{' FOR UPDATE' if lock else ''}",
         (worker_id,),
     )
     return await cur.fetchone()
@@ -121,7 +121,7 @@ async def get_worker(conn: Conn, worker_id: int, *, lock: bool = False) -> Row |
 async def list_agents(conn: Conn, tenant_id: str, limit: int, offset: int) -> list[Row]:
     cur = await conn.execute(
         f"""
-        SELECT {WORKER_COLUMNS} FROM workers
+        SELECT {WORKER_COLUMNS} FROM tasks.workers
         WHERE tenant_id = %s AND type = 'agent'
         ORDER BY created_at DESC, id DESC
         LIMIT %s OFFSET %s
@@ -133,7 +133,7 @@ async def list_agents(conn: Conn, tenant_id: str, limit: int, offset: int) -> li
 
 async def list_all_agents(conn: Conn, tenant_id: str) -> list[Row]:
     cur = await conn.execute(
-        f"SELECT {WORKER_COLUMNS} FROM workers WHERE tenant_id = %s AND type = 'agent'"
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE tenant_id = %s AND type = 'agent'"
         " ORDER BY created_at DESC, id DESC",
         (tenant_id,),
     )
@@ -155,7 +155,7 @@ async def update_agent(conn: Conn, worker_id: int, changes: dict[str, Any], now:
     sets.append("updated_at = %s")
     values.extend([now, worker_id])
     cur = await conn.execute(
-        f"UPDATE workers SET {', '.join(sets)} WHERE id = %s RETURNING {WORKER_COLUMNS}", values
+        f"UPDATE tasks.workers SET {', '.join(sets)} WHERE id = %s RETURNING {WORKER_COLUMNS}", values
     )
     row = await cur.fetchone()
     assert row is not None
@@ -167,9 +167,9 @@ async def agent_references(conn: Conn, worker_id: int) -> Row:
     cur = await conn.execute(
         """
         SELECT
-          (SELECT count(*) FROM project_members m JOIN projects p ON p.id = m.project_id
+          (SELECT count(*) FROM tasks.project_members m JOIN tasks.projects p ON p.id = m.project_id
             WHERE m.worker_id = %(id)s AND p.deleted_at IS NULL) AS memberships,
-          (SELECT count(*) FROM tasks t
+          (SELECT count(*) FROM tasks.tasks t
             WHERE t.assignee_id = %(id)s OR t.created_by_id = %(id)s) AS tasks
         """,
         {"id": worker_id},
@@ -181,5 +181,5 @@ async def agent_references(conn: Conn, worker_id: int) -> Row:
 
 async def delete_agent(conn: Conn, worker_id: int) -> None:
     """Remove the agent and its memberships of deleted projects (live ones were checked)."""
-    await conn.execute("DELETE FROM project_members WHERE worker_id = %s", (worker_id,))
-    await conn.execute("DELETE FROM workers WHERE id = %s AND type = 'agent'", (worker_id,))
+    await conn.execute("DELETE FROM tasks.project_members WHERE worker_id = %s", (worker_id,))
+    await conn.execute("DELETE FROM tasks.workers WHERE id = %s AND type = 'agent'", (worker_id,))

@@ -1,0 +1,257 @@
+"""Agents: ``/api/workers/agents[/{agent_id}]`` (reference §1.4), owned by the tenant that
+registered them: any worker of that tenant may manage them; other tenants see 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+import psycopg
+from taskflow_core.db import transaction
+from taskflow_core.errors import BadRequest, Conflict, NotFound
+from taskflow_core.routing import Operation, Route
+from taskflow_core.schemas import load_body, load_query, parse_id
+
+from . import core_rules, store_workers
+from .core_schemas import (
+    WORKER_READ,
+    AgentCreateSchema,
+    AgentListQuerySchema,
+    AgentUpdateSchema,
+    OkSchema,
+    WorkerReadSchema,
+)
+from .deps import TasksDeps
+from .outbox import record_event
+from .provisioning import Caller, identity_of
+from .safe_writes import idempotent_request
+
+TAG = "agents"
+AGENT_EXAMPLE = {
+    "id": 12,
+    "handle": "@claude-coder",
+    "name": "Claude Coder",
+    "type": "agent",
+    "user_id": None,
+    "agent_type": "claude",
+    "capabilities": ["python", "review"],
+    "created_at": "2025-12-10T08:15:30+00:00",
+}
+
+_page = AgentListQuerySchema()
+_create = AgentCreateSchema()
+_update = AgentUpdateSchema()
+
+
+def _agent_of_tenant(worker: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
+    """404 "Agent not found" when missing or another tenant's, 404 "Not an agent" for a human."""
+    if worker is None:
+        raise NotFound("Agent not found")
+    if worker["type"] != "agent":
+        raise NotFound("Not an agent")
+    if worker["tenant_id"] != caller.tenant_id:
+        raise NotFound("Agent not found")
+    return worker
+
+
+class AgentCollection:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        page = load_query(req, _page)
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            rows = await store_workers.list_agents(
+                conn, caller.tenant_id, page["limit"], page["offset"]
+            )
+        resp.media = WORKER_READ.dump(rows, many=True)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await load_body(req, _create)
+        identity = identity_of(req)
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            idem = await idempotent_request(req, caller)
+            now = self.deps.settings.clock()
+            if idem is not None and (stored := await idem.claim(conn, now)):
+                stored.write(resp)
+                return
+            agent = await store_workers.insert_worker(
+                conn,
+                handle=body["handle"],
+                name=body["name"],
+                type="agent",
+                tenant_id=caller.tenant_id,
+                agent_type=body["agent_type"],
+                capabilities=body["capabilities"],
+                now=now,
+            )
+            if agent is None:
+                raise BadRequest(f"Handle '{body['handle']}' already exists")
+            await record_event(
+                conn,
+                tenant_id=caller.tenant_id,
+                project_id=None,
+                entity_type="worker",
+                entity_id=agent["id"],
+                action="created",
+                actor=caller.actor,
+                details={
+                    "handle": agent["handle"],
+                    "name": agent["name"],
+                    "agent_type": agent["agent_type"],
+                    "capabilities": agent["capabilities"],
+                },
+                occurred_at=now,
+            )
+            resp.status = 201
+            resp.media = WORKER_READ.dump(agent)
+            resp.set_header("Location", f"/api/workers/agents/{agent['id']}")
+            if idem is not None:
+                await idem.save(conn, resp)
+
+
+class AgentItem:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
+    ) -> None:
+        aid = parse_id(agent_id, "agent_id")
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            agent = _agent_of_tenant(await store_workers.get_worker(conn, aid), caller)
+        resp.media = WORKER_READ.dump(agent)
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
+    ) -> None:
+        aid = parse_id(agent_id, "agent_id")
+        body = await load_body(req, _update)
+        identity = identity_of(req)
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            agent = _agent_of_tenant(await store_workers.get_worker(conn, aid, lock=True), caller)
+            changes = core_rules.field_changes(agent, body)
+            if changes:
+                now = self.deps.settings.clock()
+                agent = await store_workers.update_agent(
+                    conn, aid, {k: v["after"] for k, v in changes.items()}, now
+                )
+                await record_event(
+                    conn,
+                    tenant_id=caller.tenant_id,
+                    project_id=None,
+                    entity_type="worker",
+                    entity_id=aid,
+                    action="updated",
+                    actor=caller.actor,
+                    details=changes,
+                    occurred_at=now,
+                )
+        resp.media = WORKER_READ.dump(agent)
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
+    ) -> None:
+        aid = parse_id(agent_id, "agent_id")
+        identity = identity_of(req)
+        try:
+            async with transaction(self.deps.pool) as conn:
+                caller = await self.deps.provisioner.caller(identity, conn)
+                agent = _agent_of_tenant(
+                    await store_workers.get_worker(conn, aid, lock=True), caller
+                )
+                refs = await store_workers.agent_references(conn, aid)
+                core_rules.check_agent_deletable(refs["memberships"], refs["tasks"])
+                await store_workers.delete_agent(conn, aid)
+                await record_event(
+                    conn,
+                    tenant_id=caller.tenant_id,
+                    project_id=None,
+                    entity_type="worker",
+                    entity_id=aid,
+                    action="deleted",
+                    actor=caller.actor,
+                    details={"handle": agent["handle"], "agent_type": agent["agent_type"]},
+                    occurred_at=self.deps.settings.clock(),
+                )
+        except psycopg.errors.ForeignKeyViolation as exc:
+            # Something started referencing the agent between the check and the delete.
+            raise Conflict("Agent is still referenced; remove those references first") from exc
+        self.deps.provisioner.forget_worker(aid)
+        resp.media = {"ok": True}
+
+
+def routes(deps: TasksDeps) -> list[Route]:
+    not_found = (404,)
+    return [
+        Route(
+            "/api/workers/agents",
+            AgentCollection(deps),
+            (
+                Operation(
+                    "GET",
+                    "List agents",
+                    TAG,
+                    response=WorkerReadSchema,
+                    many=True,
+                    query=AgentListQuerySchema,
+                    example=AGENT_EXAMPLE,
+                    description="Agents of your tenant, newest first (id tiebreaker).",
+                ),
+                Operation(
+                    "POST",
+                    "Register an agent",
+                    TAG,
+                    response=WorkerReadSchema,
+                    status=201,
+                    request=AgentCreateSchema,
+                    errors=(400,),
+                    example=AGENT_EXAMPLE,
+                    headers=("Idempotency-Key",),
+                    description="The agent belongs to your tenant. Handles are unique "
+                    "across TaskFlow (400 when taken).",
+                ),
+            ),
+        ),
+        Route(
+            "/api/workers/agents/{agent_id}",
+            AgentItem(deps),
+            (
+                Operation(
+                    "GET",
+                    "Get an agent",
+                    TAG,
+                    response=WorkerReadSchema,
+                    errors=not_found,
+                    example=AGENT_EXAMPLE,
+                ),
+                Operation(
+                    "PUT",
+                    "Update an agent",
+                    TAG,
+                    response=WorkerReadSchema,
+                    request=AgentUpdateSchema,
+                    errors=not_found,
+                    example=AGENT_EXAMPLE,
+                    description="Absent or null fields are unchanged.",
+                ),
+                Operation(
+                    "DELETE",
+                    "Delete an agent",
+                    TAG,
+                    response=OkSchema,
+                    errors=(400, 404, 409),
+                    example={"ok": True},
+                    description="400 while it is a member of a project; 409 while tasks name "
+                    "it as assignee or creator.",
+                ),
+            ),
+        ),
+    ]

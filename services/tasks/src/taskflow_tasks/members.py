@@ -1,0 +1,267 @@
+"""Members: ``/api/projects/{project_id}/members[/{member_id}]`` and ``/api/members/search``
+(reference §1.3), tenant-isolated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+from taskflow_core.db import transaction
+from taskflow_core.errors import BadRequest, NotFound
+from taskflow_core.routing import Operation, Route
+from taskflow_core.schemas import load_body, load_query, parse_id
+
+from . import access, core_rules, store_members, store_workers
+from .core_schemas import (
+    MEMBER_READ,
+    MemberCreateSchema,
+    MemberReadSchema,
+    MemberSearchQuerySchema,
+    MemberSearchResultSchema,
+    OkSchema,
+)
+from .deps import TasksDeps
+from .outbox import record_event
+from .provisioning import create_placeholder_human, identity_of
+from .safe_writes import idempotent_request
+
+TAG = "members"
+MEMBER_EXAMPLE = {
+    "id": 31,
+    "worker_id": 12,
+    "handle": "@claude-coder",
+    "name": "Claude Coder",
+    "type": "agent",
+    "role": "member",
+    "joined_at": "2025-12-10T08:15:30+00:00",
+}
+
+_create = MemberCreateSchema()
+_search = MemberSearchQuerySchema()
+
+
+class MemberCollection:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            await access.project_for_member(conn, caller, pid)
+            rows = await store_members.list_members(conn, pid)
+        resp.media = MEMBER_READ.dump(rows, many=True)
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        body = await load_body(req, _create)
+        kind, target = core_rules.member_target(body["user_id"], body["agent_id"])
+        identity = identity_of(req)
+        settings = self.deps.settings
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            idem = await idempotent_request(req, caller)
+            now = settings.clock()
+            if idem is not None and (stored := await idem.claim(conn, now)):
+                stored.write(resp)
+                return
+            project = await access.project_for_owner(
+                conn, caller, pid, core_rules.MEMBERS_ADD_OWNER_ONLY, lock=True
+            )
+            worker: dict[str, Any]
+            if kind == "agent":
+                found = await store_workers.get_worker(conn, int(target))
+                if found is None or (
+                    found["type"] == "agent" and found["tenant_id"] != caller.tenant_id
+                ):
+                    raise NotFound("Agent not found")
+                if found["type"] != "agent":
+                    raise BadRequest("Worker is not an agent")
+                worker = found
+            else:
+                worker = await create_placeholder_human(
+                    conn, str(target), project["tenant_id"], caller.actor, settings
+                )
+            member = await store_members.add_member(conn, pid, worker["id"], "member", now)
+            if member is None:
+                raise BadRequest("Already a member of this project")
+            await record_event(
+                conn,
+                tenant_id=caller.tenant_id,
+                project_id=pid,
+                entity_type="project",
+                entity_id=pid,
+                action="member_added",
+                actor=caller.actor,
+                details={
+                    "worker_id": worker["id"],
+                    "handle": worker["handle"],
+                    "type": worker["type"],
+                    "member_id": member["id"],
+                },
+                occurred_at=now,
+            )
+            resp.status = 201
+            resp.media = MEMBER_READ.dump(member)
+            if idem is not None:
+                await idem.save(conn, resp)
+
+
+class MemberItem:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_delete(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        project_id: str,
+        member_id: str,
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        mid = parse_id(member_id, "member_id")
+        identity = identity_of(req)
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            await access.project_for_owner(
+                conn, caller, pid, core_rules.MEMBERS_REMOVE_OWNER_ONLY, lock=True
+            )
+            member = await store_members.get_member(conn, pid, mid)
+            if member is None:
+                raise NotFound("Member not found in this project")
+            core_rules.check_member_removable(member)
+            await store_members.remove_member(conn, mid)
+            await record_event(
+                conn,
+                tenant_id=caller.tenant_id,
+                project_id=pid,
+                entity_type="project",
+                entity_id=pid,
+                action="member_removed",
+                actor=caller.actor,
+                details={
+                    "worker_id": member["worker_id"],
+                    "handle": member["handle"],
+                    "member_id": mid,
+                },
+                occurred_at=self.deps.settings.clock(),
+            )
+        resp.media = {"ok": True}
+
+
+class MemberSearch:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        query = load_query(req, _search)
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            if query["project_id"] is not None:
+                await access.project_for_member(conn, caller, query["project_id"])
+            rows = await store_members.search(
+                conn,
+                tenant_id=caller.tenant_id,
+                query=query["q"],
+                project_id=query["project_id"],
+                limit=query["limit"],
+            )
+        resp.media = {
+            "members": [
+                {
+                    "id": row["handle"],
+                    "name": row["name"],
+                    "handle": row["handle"],
+                    "type": row["type"],
+                    "description": core_rules.search_description(row["type"]),
+                }
+                for row in rows
+            ],
+            "total": rows[0]["total"] if rows else 0,
+        }
+
+
+def routes(deps: TasksDeps) -> list[Route]:
+    return [
+        Route(
+            "/api/members/search",
+            MemberSearch(deps),
+            (
+                Operation(
+                    "GET",
+                    "Search members",
+                    TAG,
+                    response=MemberSearchResultSchema,
+                    query=MemberSearchQuerySchema,
+                    errors=(403, 404),
+                    example={
+                        "members": [
+                            {
+                                "id": "@alice",
+                                "name": "Alice",
+                                "handle": "@alice",
+                                "type": "human",
+                                "description": "Team Member",
+                            }
+                        ],
+                        "total": 1,
+                    },
+                    description="For @mention autocomplete, within your tenant: its agents and "
+                    "the humans of its projects (or of one project you belong to). Humans "
+                    "first, then by name, then id. `total` counts all matches.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/projects/{project_id}/members",
+            MemberCollection(deps),
+            (
+                Operation(
+                    "GET",
+                    "List project members",
+                    TAG,
+                    response=MemberReadSchema,
+                    many=True,
+                    errors=(403, 404),
+                    example=MEMBER_EXAMPLE,
+                    description="Humans and agents in join order (owner first), id tiebreaker.",
+                ),
+                Operation(
+                    "POST",
+                    "Add a project member",
+                    TAG,
+                    response=MemberReadSchema,
+                    status=201,
+                    request=MemberCreateSchema,
+                    errors=(400, 403, 404),
+                    example=MEMBER_EXAMPLE,
+                    headers=("Idempotency-Key",),
+                    description="Owner only. `user_id` adds a human (a placeholder worker is "
+                    "created if they never logged in); `agent_id` adds an agent of your tenant.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/projects/{project_id}/members/{member_id}",
+            MemberItem(deps),
+            (
+                Operation(
+                    "DELETE",
+                    "Remove a project member",
+                    TAG,
+                    response=OkSchema,
+                    errors=(400, 403, 404),
+                    example={"ok": True},
+                    description="Owner only; `member_id` is the membership id. The owner "
+                    "cannot be removed.",
+                ),
+            ),
+        ),
+    ]

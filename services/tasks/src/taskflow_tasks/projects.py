@@ -1,0 +1,291 @@
+"""Projects: ``/api/projects`` and ``/api/projects/{project_id}`` (reference §1.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+from taskflow_core.db import transaction
+from taskflow_core.errors import BadRequest
+from taskflow_core.routing import Operation, Route
+from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_id
+
+from . import access, core_rules, store_projects
+from .core_schemas import (
+    PROJECT_READ,
+    ProjectCreateSchema,
+    ProjectDeletedSchema,
+    ProjectDeleteQuerySchema,
+    ProjectReadSchema,
+    ProjectUpdateSchema,
+)
+from .deps import TasksDeps
+from .outbox import record_event
+from .provisioning import identity_of
+from .safe_writes import check_if_match, etag, idempotent_request
+
+TAG = "projects"
+PROJECT_EXAMPLE = {
+    "id": 7,
+    "slug": "website-redesign",
+    "name": "Website redesign",
+    "description": "Q1 refresh of the marketing site",
+    "owner_id": "user-5f1c2a9e",
+    "is_default": False,
+    "tenant_id": "acme-org",
+    "member_count": 3,
+    "task_count": 12,
+    "created_at": "2025-12-10T08:15:30.123456+00:00",
+    "updated_at": "2025-12-11T09:00:00+00:00",
+}
+IF_MATCH = ("If-Match",)
+IDEMPOTENCY = ("Idempotency-Key",)
+
+_page = PageQuerySchema()
+_create = ProjectCreateSchema()
+_update = ProjectUpdateSchema()
+_delete_query = ProjectDeleteQuerySchema()
+
+
+def project_etag(project: dict[str, Any]) -> str:
+    return etag("project", project["id"], project["updated_at"])
+
+
+def _respond(resp: falcon.asgi.Response, project: dict[str, Any], status: int = 200) -> None:
+    resp.status = status
+    resp.media = PROJECT_READ.dump(project)
+    resp.set_header("ETag", project_etag(project))
+
+
+class ProjectCollection:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        page = load_query(req, _page)
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            rows = await store_projects.list_for_member(
+                conn, caller.worker_id, caller.tenant_id, page["limit"], page["offset"]
+            )
+        resp.media = PROJECT_READ.dump(rows, many=True)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await load_body(req, _create)
+        identity = identity_of(req)
+        settings = self.deps.settings
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            idem = await idempotent_request(req, caller)
+            now = settings.clock()
+            if idem is not None and (stored := await idem.claim(conn, now)):
+                stored.write(resp)
+                return
+            project = await store_projects.insert_project(
+                conn,
+                tenant_id=caller.tenant_id,
+                slug=body["slug"],
+                name=body["name"],
+                description=body["description"],
+                owner_id=caller.sub,
+                owner_worker_id=caller.worker_id,
+                is_default=False,
+                now=now,
+            )
+            if project is None:
+                raise BadRequest(
+                    f"Project slug '{body['slug']}' already exists in your organization"
+                )
+            await record_event(
+                conn,
+                tenant_id=caller.tenant_id,
+                project_id=project["id"],
+                entity_type="project",
+                entity_id=project["id"],
+                action="created",
+                actor=caller.actor,
+                details={
+                    "slug": project["slug"],
+                    "name": project["name"],
+                    "tenant_id": caller.tenant_id,
+                },
+                occurred_at=now,
+            )
+            _respond(resp, project, 201)
+            resp.set_header("Location", f"/api/projects/{project['id']}")
+            if idem is not None:
+                await idem.save(conn, resp)
+
+
+class ProjectItem:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        identity = identity_of(req)
+        async with self.deps.pool.connection() as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            project = await access.project_for_member(conn, caller, pid)
+        _respond(resp, project)
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        body = await load_body(req, _update)
+        identity = identity_of(req)
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            project = await access.project_for_owner(
+                conn, caller, pid, core_rules.PROJECT_UPDATE_OWNER_ONLY, lock=True
+            )
+            check_if_match(req, project_etag(project))
+            changes = core_rules.field_changes(project, body, nullable=("description",))
+            if changes:
+                now = self.deps.settings.clock()
+                project = await store_projects.update_project(
+                    conn, pid, {k: v["after"] for k, v in changes.items()}, now
+                )
+                await record_event(
+                    conn,
+                    tenant_id=caller.tenant_id,
+                    project_id=pid,
+                    entity_type="project",
+                    entity_id=pid,
+                    action="updated",
+                    actor=caller.actor,
+                    details={**changes, "tenant_id": caller.tenant_id},
+                    occurred_at=now,
+                )
+        _respond(resp, project)
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        force = load_query(req, _delete_query)["force"]
+        identity = identity_of(req)
+        async with transaction(self.deps.pool) as conn:
+            caller = await self.deps.provisioner.caller(identity, conn)
+            project = await access.project_for_owner(
+                conn, caller, pid, core_rules.PROJECT_DELETE_OWNER_ONLY, lock=True
+            )
+            check_if_match(req, project_etag(project))
+            core_rules.check_project_deletable(project, force=force)
+            now = self.deps.settings.clock()
+            removed = await store_projects.delete_tasks(conn, pid) if force else []
+            # One event per removed task, pipelined: one round trip for all of them.
+            async with conn.pipeline():
+                for task in removed:
+                    await record_event(
+                        conn,
+                        tenant_id=caller.tenant_id,
+                        project_id=pid,
+                        entity_type="task",
+                        entity_id=task["id"],
+                        action="deleted",
+                        actor=caller.actor,
+                        details={
+                            "title": task["title"],
+                            "status": task["status"],
+                            "parent_task_id": task["parent_task_id"],
+                            "reason": "project_deleted",
+                        },
+                        occurred_at=now,
+                    )
+                await store_projects.soft_delete(conn, pid, now)
+                await record_event(
+                    conn,
+                    tenant_id=caller.tenant_id,
+                    project_id=pid,
+                    entity_type="project",
+                    entity_id=pid,
+                    action="deleted",
+                    actor=caller.actor,
+                    details={
+                        "slug": project["slug"],
+                        "force": force,
+                        "task_count": project["task_count"],
+                        "tenant_id": caller.tenant_id,
+                    },
+                    occurred_at=now,
+                )
+        resp.media = {"ok": True, "deleted_tasks": len(removed)}
+
+
+def routes(deps: TasksDeps) -> list[Route]:
+    return [
+        Route(
+            "/api/projects",
+            ProjectCollection(deps),
+            (
+                Operation(
+                    "GET",
+                    "List my projects",
+                    TAG,
+                    response=ProjectReadSchema,
+                    many=True,
+                    query=PageQuerySchema,
+                    example=PROJECT_EXAMPLE,
+                    description="Projects of the current tenant you are a member of: the "
+                    "Default project first, then oldest first (id as tiebreaker).",
+                ),
+                Operation(
+                    "POST",
+                    "Create a project",
+                    TAG,
+                    response=ProjectReadSchema,
+                    status=201,
+                    request=ProjectCreateSchema,
+                    errors=(400,),
+                    example={**PROJECT_EXAMPLE, "member_count": 1, "task_count": 0},
+                    headers=IDEMPOTENCY,
+                    description="You become its owner. 400 when the slug exists in the tenant.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/projects/{project_id}",
+            ProjectItem(deps),
+            (
+                Operation(
+                    "GET",
+                    "Get a project",
+                    TAG,
+                    response=ProjectReadSchema,
+                    errors=(403, 404),
+                    example=PROJECT_EXAMPLE,
+                    description="404 outside your tenant, 403 when not a member. Sends an ETag.",
+                ),
+                Operation(
+                    "PUT",
+                    "Update a project",
+                    TAG,
+                    response=ProjectReadSchema,
+                    request=ProjectUpdateSchema,
+                    errors=(403, 404, 412),
+                    example=PROJECT_EXAMPLE,
+                    headers=IF_MATCH,
+                    description="Owner only. Absent fields are unchanged; null clears the "
+                    "description. If-Match (optional): 412 when stale.",
+                ),
+                Operation(
+                    "DELETE",
+                    "Delete a project",
+                    TAG,
+                    response=ProjectDeletedSchema,
+                    query=ProjectDeleteQuerySchema,
+                    errors=(400, 403, 404, 412),
+                    example={"ok": True, "deleted_tasks": 4},
+                    headers=IF_MATCH,
+                    description="Owner only; not the Default project; with tasks only with "
+                    "force=true (each removed task is audited). Its history stays readable.",
+                ),
+            ),
+        ),
+    ]
