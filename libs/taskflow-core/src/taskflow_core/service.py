@@ -23,6 +23,7 @@ from .config import Settings
 from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
 from .errors import APIError, error_body, install_error_handlers
 from .logging import RequestContextMiddleware
+from .metrics import ServiceMetrics, install_metrics
 from .openapi import build_spec, mount_docs
 from .ratelimit import RateLimitMiddleware
 from .routing import Operation, Route
@@ -180,6 +181,7 @@ class ServiceApp(falcon.asgi.App):
     """A Falcon app that remembers its route table (for the dev router and gateway checks)."""
 
     routes: list[Route]
+    metrics: ServiceMetrics
 
 
 def build_app(
@@ -204,11 +206,16 @@ def build_app(
     if authenticator is not None:
         checks.append(authenticator.readiness)
     all_routes = health_routes(title, version, lifecycle.pool, checks) + list(routes)
+    metrics, metrics_middleware, metrics_route = install_metrics(service, lifecycle.pool)
+    all_routes.append(metrics_route)
+    if authenticator is not None:
+        metrics.track_jwks_cache_age(lambda: authenticator.jwks.age)
     auth = [AuthMiddleware(authenticator, all_routes)] if authenticator is not None else []
     rate_limit = RateLimitMiddleware.from_settings(settings)  # None when off
     app = ServiceApp(
         middleware=[
             lifecycle,
+            metrics_middleware,
             RequestContextMiddleware(service),
             falcon.CORSMiddleware(
                 allow_origins=list(settings.allowed_origins) or "*",
@@ -233,4 +240,5 @@ def build_app(
             app.add_route(route.path, route.resource)
     mount_docs(app, title, build_spec(title, version, all_routes))
     app.routes = all_routes
+    app.metrics = metrics
     return app
