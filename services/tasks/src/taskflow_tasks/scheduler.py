@@ -1,0 +1,213 @@
+"""Recurring tasks: spawning the next occurrence (on completion, and when due).
+
+:func:`spawn_next_occurrence` is the one way an occurrence is made, used by the completing
+request (trigger ``on_complete``/``both``) and by :class:`DueDateSpawner` (trigger
+``on_due_date``/``both``). Both run with the source task locked (``FOR UPDATE``) and set its
+``has_spawned_next``, so a task spawns at most one successor whichever path gets there first.
+
+The due-date spawner is a background loop inside the tasks service. Each round claims due rows
+with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of replicas can run it
+at once: each row is handled by exactly one of them, and a replica that dies mid-round just
+releases its rows to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import structlog
+from taskflow_core.config import Settings
+from taskflow_core.db import transaction
+from taskflow_core.service import BackgroundWork
+
+from . import store_tasks
+from . import workflow as wf
+from .outbox import Actor, record_event
+
+log = structlog.get_logger("taskflow.scheduler")
+
+Conn = psycopg.AsyncConnection[Any]
+Row = dict[str, Any]
+
+BATCH_SIZE = 100
+
+
+async def spawn_next_occurrence(
+    conn: Conn,
+    source: Row,
+    *,
+    tenant_id: str,
+    actor: Actor,
+    created_by_id: int,
+    now: datetime,
+    when_due: bool,
+) -> int | None:
+    """Create the occurrence after ``source`` (locked by the caller) and its audit events;
+    return its id, or None when the series is full (see ``wf.MAX_OCCURRENCES_MEANING``)."""
+    root_id = source["recurring_root_id"] or source["id"]
+    size = await store_tasks.series_size(conn, root_id)
+    if not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size):
+        if when_due:
+            # Stop the scheduler from looking at this task again.
+            await store_tasks.mark_spawned(conn, source["id"], now)
+        return None
+    due = wf.next_due(
+        source["recurrence_pattern"], due_date=source["due_date"], now=now, catch_up=when_due
+    )
+    new_id = await store_tasks.insert_plain(
+        conn,
+        {
+            "project_id": source["project_id"],
+            "title": source["title"],
+            "description": source["description"],
+            "priority": source["priority"],
+            "tags": list(source["tags"]),
+            "due_date": due,
+            "is_recurring": True,
+            "recurrence_pattern": source["recurrence_pattern"],
+            "max_occurrences": source["max_occurrences"],
+            "recurring_root_id": root_id,
+            "recurrence_trigger": source["recurrence_trigger"],
+            "clone_subtasks_on_recur": source["clone_subtasks_on_recur"],
+            "assignee_id": source["assignee_id"],
+            "parent_task_id": source["parent_task_id"],
+            "created_by_id": created_by_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    cloned = 0
+    if source["clone_subtasks_on_recur"]:
+        cloned = await _clone_subtasks(
+            conn,
+            source["id"],
+            new_id,
+            tenant_id=tenant_id,
+            actor=actor,
+            created_by_id=created_by_id,
+            now=now,
+        )
+    await store_tasks.mark_spawned(conn, source["id"], now)
+    details: dict[str, Any] = {
+        "title": source["title"],
+        "recurring_root": root_id,
+        "recurrence_pattern": source["recurrence_pattern"],
+        "next_due": due.isoformat(),
+        "cloned_subtasks": cloned,
+    }
+    if when_due:
+        details.update(spawned_from=source["id"], trigger="due_date")
+        action = "spawned_recurring"
+    else:
+        details.update(recurring_from=source["id"])
+        action = "recurring_spawn"
+    await record_event(
+        conn,
+        tenant_id=tenant_id,
+        project_id=source["project_id"],
+        entity_type="task",
+        entity_id=new_id,
+        action=action,
+        actor=actor,
+        details=details,
+        occurred_at=now,
+    )
+    return new_id
+
+
+async def _clone_subtasks(
+    conn: Conn,
+    source_id: int,
+    new_parent_id: int,
+    *,
+    tenant_id: str,
+    actor: Actor,
+    created_by_id: int,
+    now: datetime,
+) -> int:
+    """Copy the whole subtree under ``source_id`` beneath ``new_parent_id``: pending, 0%,
+    never recurring; one ``cloned_subtask`` event per clone."""
+    new_ids = {source_id: new_parent_id}
+    for row in await store_tasks.subtree_below(conn, source_id):
+        parent = new_ids[row["parent_task_id"]]
+        clone_id = await store_tasks.insert_plain(
+            conn,
+            {
+                "project_id": row["project_id"],
+                "title": row["title"],
+                "description": row["description"],
+                "priority": row["priority"],
+                "tags": list(row["tags"]),
+                "due_date": row["due_date"],
+                "assignee_id": row["assignee_id"],
+                "parent_task_id": parent,
+                "created_by_id": created_by_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        new_ids[row["id"]] = clone_id
+        await record_event(
+            conn,
+            tenant_id=tenant_id,
+            project_id=row["project_id"],
+            entity_type="task",
+            entity_id=clone_id,
+            action="cloned_subtask",
+            actor=actor,
+            details={"title": row["title"], "cloned_from": row["id"], "parent_task_id": parent},
+            occurred_at=now,
+        )
+    return len(new_ids) - 1
+
+
+async def spawn_due(pool: psycopg_pool.AsyncConnectionPool, now: datetime) -> int:
+    """One round: spawn the successor of every due recurring task this replica can claim.
+    Returns how many source tasks it handled."""
+    async with transaction(pool) as conn:
+        rows = await store_tasks.claim_due_recurring(conn, now, BATCH_SIZE)
+        for row in rows:
+            await spawn_next_occurrence(
+                conn,
+                row,
+                tenant_id=row["tenant_id"],
+                # The system acts on behalf of the task's creator, as the old job did.
+                actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
+                created_by_id=row["created_by_id"],
+                now=now,
+                when_due=True,
+            )
+    return len(rows)
+
+
+class DueDateSpawner:
+    """The background loop: a round every ``settings.scheduler_interval`` seconds (sooner
+    while rounds come back full)."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def run(self) -> None:
+        while True:
+            handled = 0
+            try:
+                handled = await spawn_due(self.pool, self.settings.clock())
+                if handled:
+                    log.info("recurring_spawned", count=handled)
+            except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+                log.warning("scheduler_db_unavailable", error=type(exc).__name__)
+            if handled < BATCH_SIZE:
+                await asyncio.sleep(self.settings.scheduler_interval)
+
+    def background_work(self) -> BackgroundWork:
+        return BackgroundWork("recurring-due-date-spawner", self.run)
+
+
+def due_date_spawner(pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> BackgroundWork:
+    """The ``BackgroundWork`` to add to the tasks service's lifecycle."""
+    return DueDateSpawner(pool, settings).background_work()

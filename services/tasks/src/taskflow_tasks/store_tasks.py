@@ -1,0 +1,456 @@
+"""SQL for tasks. Every read returns the response row in one statement: the task, its assignee
+handle, its subtask roll-up and its series' spawn count, with the caller's access folded in
+(project in the caller's tenant → else no row; ``caller_role`` NULL → not a member)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+Conn = psycopg.AsyncConnection[Any]
+Row = dict[str, Any]
+
+# Columns a request may write through update_task (names are never taken from input).
+UPDATABLE = frozenset(
+    {
+        "title",
+        "description",
+        "priority",
+        "tags",
+        "due_date",
+        "is_recurring",
+        "recurrence_pattern",
+        "max_occurrences",
+        "recurrence_trigger",
+        "clone_subtasks_on_recur",
+        "parent_task_id",
+        "status",
+        "progress_percent",
+        "started_at",
+        "completed_at",
+        "assignee_id",
+        "has_spawned_next",
+        "recurring_root_id",
+    }
+)
+
+_TASK_FIELDS = """
+    {t}.id, {t}.project_id, {t}.title, {t}.description, {t}.status, {t}.priority,
+    {t}.progress_percent, {t}.tags, {t}.due_date, {t}.is_recurring, {t}.recurrence_pattern,
+    {t}.max_occurrences, {t}.recurring_root_id, {t}.recurrence_trigger,
+    {t}.clone_subtasks_on_recur, {t}.has_spawned_next, {t}.assignee_id, {t}.parent_task_id,
+    {t}.created_by_id, {t}.started_at, {t}.completed_at, {t}.created_at, {t}.updated_at"""
+
+# The response row of a task aliased ``t``: needs _ENRICH_JOINS.
+_ROW = (
+    _TASK_FIELDS.format(t="t")
+    + """,
+    a.handle AS assignee_handle,
+    st.subtask_count, st.subtask_progress,
+    CASE WHEN t.is_recurring OR t.recurring_root_id IS NOT NULL OR t.has_spawned_next
+         THEN (SELECT count(*)::int FROM tasks.tasks r
+               WHERE r.recurring_root_id = coalesce(t.recurring_root_id, t.id))
+         ELSE 0 END AS spawn_count"""
+)
+_ENRICH_JOINS = """
+    LEFT JOIN tasks.workers a ON a.id = t.assignee_id
+    LEFT JOIN LATERAL (
+        SELECT count(*)::int AS subtask_count,
+               floor(avg(c.progress_percent))::int AS subtask_progress
+        FROM tasks.tasks c WHERE c.parent_task_id = t.id
+    ) st ON true"""
+_ACCESS_JOINS = """
+    JOIN tasks.projects p ON p.id = t.project_id AND p.tenant_id = %(tenant)s
+                   AND p.deleted_at IS NULL
+    LEFT JOIN tasks.project_members m ON m.project_id = t.project_id AND m.worker_id = %(worker)s"""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE with the wildcards in ``text`` matching literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def get_with_subtasks(
+    conn: Conn, task_id: int, *, tenant_id: str, worker_id: int
+) -> tuple[Row | None, list[Row]]:
+    """The task (with ``caller_role``) and its direct subtasks ordered by id, in one query;
+    ``(None, [])`` when it does not exist in the caller's tenant."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_ROW}, m.role AS caller_role
+        FROM tasks.tasks t {_ACCESS_JOINS} {_ENRICH_JOINS}
+        WHERE t.id = %(id)s OR t.parent_task_id = %(id)s
+        ORDER BY (t.id <> %(id)s), t.id
+        """,
+        {"id": task_id, "tenant": tenant_id, "worker": worker_id},
+    )
+    rows = await cur.fetchall()
+    if not rows or rows[0]["id"] != task_id:
+        return None, []
+    return rows[0], rows[1:]
+
+
+async def lock_for_change(
+    conn: Conn, task_id: int, *, tenant_id: str, worker_id: int
+) -> Row | None:
+    """The task row locked for update, with ``caller_role`` and the project's tenant."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_TASK_FIELDS.format(t="t")}, m.role AS caller_role, p.tenant_id
+        FROM tasks.tasks t {_ACCESS_JOINS}
+        WHERE t.id = %(id)s
+        FOR UPDATE OF t
+        """,
+        {"id": task_id, "tenant": tenant_id, "worker": worker_id},
+    )
+    return await cur.fetchone()
+
+
+async def project_access(
+    conn: Conn,
+    project_id: int,
+    *,
+    tenant_id: str,
+    worker_id: int,
+    assignee_id: int | None = None,
+    parent_task_id: int | None = None,
+) -> Row | None:
+    """What creating a task in the project needs to check, in one query: ``caller_role``,
+    the assignee's handle if they are a member (``assignee_member``), and the project of the
+    parent task (NULL when it does not exist). ``None`` when the project is not visible."""
+    cur = await conn.execute(
+        """
+        SELECT p.id, p.tenant_id, m.role AS caller_role,
+               (SELECT w.handle FROM tasks.project_members am
+                  JOIN tasks.workers w ON w.id = am.worker_id
+                 WHERE am.project_id = p.id AND am.worker_id = %(assignee)s) AS assignee_handle,
+               (SELECT pt.project_id FROM tasks.tasks pt
+                 WHERE pt.id = %(parent)s) AS parent_project_id
+        FROM tasks.projects p
+        LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %(worker)s
+        WHERE p.id = %(pid)s AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL
+        """,
+        {
+            "pid": project_id,
+            "tenant": tenant_id,
+            "worker": worker_id,
+            "assignee": assignee_id,
+            "parent": parent_task_id,
+        },
+    )
+    return await cur.fetchone()
+
+
+async def member_handle(conn: Conn, project_id: int, worker_id: int) -> str | None:
+    """The handle of ``worker_id`` if it is a member of the project, else None."""
+    cur = await conn.execute(
+        "SELECT w.handle FROM tasks.project_members m JOIN tasks.workers w ON w.id = m.worker_id"
+        " WHERE m.project_id = %s AND m.worker_id = %s",
+        (project_id, worker_id),
+    )
+    row = await cur.fetchone()
+    return None if row is None else row["handle"]
+
+
+async def ancestors(conn: Conn, task_id: int) -> list[int]:
+    """Ids above ``task_id`` in the hierarchy, nearest first (bounded against bad data)."""
+    cur = await conn.execute(
+        """
+        WITH RECURSIVE up(id, parent, depth) AS (
+            SELECT id, parent_task_id, 0 FROM tasks.tasks WHERE id = %s
+            UNION ALL
+            SELECT t.id, t.parent_task_id, up.depth + 1
+            FROM tasks.tasks t JOIN up ON t.id = up.parent WHERE up.depth < 10000
+        )
+        SELECT id FROM up WHERE depth > 0 ORDER BY depth
+        """,
+        (task_id,),
+    )
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def parent_project(conn: Conn, parent_id: int) -> int | None:
+    cur = await conn.execute("SELECT project_id FROM tasks.tasks WHERE id = %s", (parent_id,))
+    row = await cur.fetchone()
+    return None if row is None else row["project_id"]
+
+
+async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
+    """Insert a task and return its response row."""
+    columns = list(values)
+    placeholders = ", ".join(f"%({c})s" for c in columns)
+    cur = await conn.execute(
+        f"""
+        WITH t AS (
+            INSERT INTO tasks.tasks ({", ".join(columns)}) VALUES ({placeholders}) RETURNING *
+        )
+        SELECT {_ROW} FROM t {_ENRICH_JOINS}
+        """,
+        values,
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:
+    """Apply ``changes`` (column → value), stamp ``updated_at``, return the response row."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    sets = "".join(f"{column} = %({column})s, " for column in changes)
+    cur = await conn.execute(
+        f"""
+        WITH t AS (
+            UPDATE tasks.tasks SET {sets} updated_at = %(_now)s
+            WHERE id = %(_id)s RETURNING *
+        )
+        SELECT {_ROW} FROM t {_ENRICH_JOINS}
+        """,
+        {**changes, "_now": now, "_id": task_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    status: str | None = None
+    assignee_id: int | None = None
+    priority: str | None = None
+    search: str | None = None
+    tags: tuple[str, ...] = ()
+    has_due_date: bool | None = None
+    sort_by: str = "created_at"
+    sort_order: str = "desc"
+    limit: int = 50
+    offset: int = 0
+
+
+# Every order ends with id, so pages never overlap or skip rows that tie.
+_ORDERS = {
+    ("created_at", "asc"): "t.created_at ASC, t.id ASC",
+    ("created_at", "desc"): "t.created_at DESC, t.id DESC",
+    ("title", "asc"): "t.title ASC, t.id ASC",
+    ("title", "desc"): "t.title DESC, t.id DESC",
+    # "desc" is most urgent first (critical, high, medium, low), as the old API did.
+    ("priority", "desc"): "t.priority_rank ASC, t.id DESC",
+    ("priority", "asc"): "t.priority_rank DESC, t.id ASC",
+    ("due_date", "asc"): "t.due_date ASC NULLS LAST, t.id ASC",
+    ("due_date", "desc"): "t.due_date DESC NULLS FIRST, t.id DESC",
+}
+
+
+async def list_for_project(
+    conn: Conn, project_id: int, filters: ListFilters, *, tenant_id: str, worker_id: int
+) -> tuple[str | None, list[Row]] | None:
+    """``(caller_role, rows)``; ``None`` when the project is not visible in the tenant. Rows
+    are empty when the caller is not a member (the role is then None)."""
+    where = ["t.project_id = acc.id", "acc.caller_role IS NOT NULL"]
+    params: dict[str, Any] = {
+        "pid": project_id,
+        "tenant": tenant_id,
+        "worker": worker_id,
+        "limit": filters.limit,
+        "offset": filters.offset,
+    }
+    if filters.status:
+        where.append("t.status = %(status)s")
+        params["status"] = filters.status
+    if filters.assignee_id:
+        where.append("t.assignee_id = %(assignee)s")
+        params["assignee"] = filters.assignee_id
+    if filters.priority:
+        where.append("t.priority = %(priority)s")
+        params["priority"] = filters.priority
+    if filters.search:
+        where.append("t.title ILIKE %(search)s ESCAPE '\\'")
+        params["search"] = like_pattern(filters.search)
+    if filters.tags:
+        where.append("t.tags @> %(tags)s::text[]")
+        params["tags"] = list(filters.tags)
+    if filters.has_due_date is not None:
+        where.append("t.due_date IS NOT NULL" if filters.has_due_date else "t.due_date IS NULL")
+    order = _ORDERS[(filters.sort_by, filters.sort_order)]
+    cur = await conn.execute(
+        f"""
+        WITH acc AS (
+            SELECT p.id, m.role AS caller_role
+            FROM tasks.projects p
+            LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %(worker)s
+            WHERE p.id = %(pid)s AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL
+        )
+        SELECT acc.caller_role, l.*
+        FROM acc LEFT JOIN LATERAL (
+            SELECT {_ROW}
+            FROM tasks.tasks t {_ENRICH_JOINS}
+            WHERE {" AND ".join(where)}
+            ORDER BY {order}
+            LIMIT %(limit)s OFFSET %(offset)s
+        ) l ON true
+        """,
+        params,
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return None
+    role = rows[0]["caller_role"]
+    return role, [r for r in rows if r["id"] is not None]
+
+
+async def recent_for_worker(conn: Conn, *, tenant_id: str, worker_id: int, limit: int) -> list[Row]:
+    """The newest tasks, subtasks included, of every project in the tenant the worker is a
+    member of."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_ROW}
+        FROM tasks.tasks t
+        JOIN tasks.project_members m ON m.project_id = t.project_id AND m.worker_id = %(worker)s
+        JOIN tasks.projects p ON p.id = t.project_id AND p.tenant_id = %(tenant)s
+                       AND p.deleted_at IS NULL
+        {_ENRICH_JOINS}
+        ORDER BY t.created_at DESC, t.id DESC
+        LIMIT %(limit)s
+        """,
+        {"tenant": tenant_id, "worker": worker_id, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+# --- deletion ------------------------------------------------------------------------------
+
+
+async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
+    """The task and all its descendants, locked, the task first."""
+    cur = await conn.execute(
+        """
+        WITH RECURSIVE tree(id, depth) AS (
+            SELECT id, 0 FROM tasks.tasks WHERE id = %s
+            UNION ALL
+            SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
+            WHERE tree.depth < 10000
+        )
+        SELECT id FROM tree ORDER BY depth, id
+        """,
+        (task_id,),
+    )
+    ids = [row["id"] for row in await cur.fetchall()]
+    if ids:
+        await conn.execute("SELECT 1 FROM tasks.tasks WHERE id = ANY(%s) FOR UPDATE", (ids,))
+    return ids
+
+
+async def reroot_series(conn: Conn, deleted_ids: Sequence[int], now: datetime) -> list[Row]:
+    """Occurrences whose series original is being deleted move to a new original: the oldest
+    remaining occurrence. Returns ``{id, project_id, before, after}`` per moved task."""
+    cur = await conn.execute(
+        """
+        WITH orphans AS (
+            SELECT id, recurring_root_id AS old_root FROM tasks.tasks
+            WHERE recurring_root_id = ANY(%(ids)s) AND NOT (id = ANY(%(ids)s))
+        ), heirs AS (
+            SELECT old_root, min(id) AS new_root FROM orphans GROUP BY old_root
+        )
+        UPDATE tasks.tasks t
+           SET recurring_root_id = CASE WHEN t.id = h.new_root THEN NULL ELSE h.new_root END,
+               updated_at = %(now)s
+          FROM orphans o JOIN heirs h USING (old_root)
+         WHERE t.id = o.id
+        RETURNING t.id, t.project_id, o.old_root AS before, t.recurring_root_id AS after
+        """,
+        {"ids": list(deleted_ids), "now": now},
+    )
+    return await cur.fetchall()
+
+
+async def delete_tasks(conn: Conn, ids: Sequence[int]) -> list[Row]:
+    """Delete the given tasks in one statement; their rows, in the order of ``ids``."""
+    cur = await conn.execute(
+        "DELETE FROM tasks.tasks WHERE id = ANY(%s)"
+        " RETURNING id, project_id, title, status, parent_task_id",
+        (list(ids),),
+    )
+    by_id = {row["id"]: row for row in await cur.fetchall()}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+# --- recurrence ----------------------------------------------------------------------------
+
+
+async def series_size(conn: Conn, root_id: int) -> int:
+    """Tasks in the series: the original and every occurrence spawned from it."""
+    cur = await conn.execute(
+        "SELECT 1 + count(*)::int AS n FROM tasks.tasks WHERE recurring_root_id = %s", (root_id,)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def mark_spawned(conn: Conn, task_id: int, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE tasks.tasks SET has_spawned_next = true, updated_at = %s WHERE id = %s",
+        (now, task_id),
+    )
+
+
+async def subtree_below(conn: Conn, task_id: int) -> list[Row]:
+    """All descendants of ``task_id`` (parents before children), for cloning."""
+    cur = await conn.execute(
+        f"""
+        WITH RECURSIVE tree(id, depth) AS (
+            SELECT id, 1 FROM tasks.tasks WHERE parent_task_id = %s
+            UNION ALL
+            SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
+            WHERE tree.depth < 10000
+        )
+        SELECT {_TASK_FIELDS.format(t="t")}
+        FROM tree JOIN tasks.tasks t ON t.id = tree.id
+        ORDER BY tree.depth, t.id
+        """,
+        (task_id,),
+    )
+    return await cur.fetchall()
+
+
+async def insert_plain(conn: Conn, values: dict[str, Any]) -> int:
+    """Insert a task without building its response row; return its id."""
+    columns = list(values)
+    cur = await conn.execute(
+        f"INSERT INTO tasks.tasks ({', '.join(columns)})"
+        f" VALUES ({', '.join(f'%({c})s' for c in columns)}) RETURNING id",
+        values,
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+async def claim_due_recurring(conn: Conn, now: datetime, limit: int) -> list[Row]:
+    """Recurring tasks owed a due-date spawn, locked; rows other replicas hold are skipped."""
+    cur = await conn.execute(
+        f"""
+        SELECT {_TASK_FIELDS.format(t="t")}, p.tenant_id
+        FROM tasks.tasks t
+        JOIN tasks.projects p ON p.id = t.project_id AND p.deleted_at IS NULL
+        WHERE t.is_recurring AND NOT t.has_spawned_next
+          AND t.recurrence_trigger IN ('on_due_date', 'both')
+          AND t.due_date IS NOT NULL AND t.due_date <= %s
+          AND t.recurrence_pattern IS NOT NULL
+        ORDER BY t.due_date, t.id
+        LIMIT %s
+        FOR UPDATE OF t SKIP LOCKED
+        """,
+        (now, limit),
+    )
+    return await cur.fetchall()
+
+
+def ids_of(rows: Iterable[Row]) -> list[int]:
+    return [int(r["id"]) for r in rows]

@@ -1,0 +1,815 @@
+"""Task endpoints: HTTP only. Each responder loads its input, runs the domain rules of
+``workflow`` on rows from ``store_tasks``, records one audit event per changed task in the same
+transaction, and answers with the shapes of ``task_schemas``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import falcon
+import falcon.asgi
+import psycopg
+from taskflow_core.db import transaction
+from taskflow_core.errors import BadRequest, Forbidden, NotFound, validation_error
+from taskflow_core.routing import Operation, Route
+from taskflow_core.schemas import load_body, load_query, parse_id
+from taskflow_core.service import BackgroundWork
+
+from . import store_tasks
+from . import workflow as wf
+from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
+from .deps import TasksDeps
+from .outbox import record_event
+from .provisioning import Caller, identity_of
+from .safe_writes import IdempotentRequest, check_if_match, etag, idempotent_request
+from .scheduler import due_date_spawner, spawn_next_occurrence
+from .task_schemas import (
+    ASSIGN_UPDATE,
+    EXAMPLE_LIST_ITEM,
+    EXAMPLE_TASK,
+    PROGRESS_UPDATE,
+    RECENT_QUERY,
+    RECURRING_NEEDS_PATTERN,
+    REJECT,
+    STATUS_UPDATE,
+    TASK_CREATE,
+    TASK_LIST_QUERY,
+    TASK_UPDATE,
+    AssignUpdateSchema,
+    OkSchema,
+    ProgressUpdateSchema,
+    RecentQuerySchema,
+    RejectSchema,
+    StatusUpdateSchema,
+    TaskCreateSchema,
+    TaskListItemSchema,
+    TaskListQuerySchema,
+    TaskReadSchema,
+    TaskUpdateSchema,
+    task_list_item,
+    task_read,
+)
+
+Conn = psycopg.AsyncConnection[Any]
+Row = dict[str, Any]
+
+TASK_NOT_FOUND = "Task not found"
+TAG = "tasks"
+
+
+def _task_etag(row: Row) -> str:
+    return etag("task", row["id"], row["updated_at"])
+
+
+def _answer(resp: falcon.asgi.Response, row: Row, status: int = 200) -> None:
+    resp.status = status
+    resp.media = task_read(row)
+    resp.set_header("ETag", _task_etag(row))
+
+
+class _TaskResource:
+    def __init__(self, deps: TasksDeps) -> None:
+        self.pool = deps.pool
+        self.settings = deps.settings
+        self.provisioner = deps.provisioner
+
+    async def caller(self, req: falcon.asgi.Request, conn: Conn) -> Caller:
+        return await self.provisioner.caller(identity_of(req), conn)
+
+    async def locked(
+        self, conn: Conn, req: falcon.asgi.Request, caller: Caller, task_id: int
+    ) -> Row:
+        """The task locked for this write: 404 outside the tenant, 403 for non-members, 412
+        when ``If-Match`` names another version."""
+        row = await store_tasks.lock_for_change(
+            conn, task_id, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+        )
+        if row is None:
+            raise NotFound(TASK_NOT_FOUND)
+        if row["caller_role"] is None:
+            raise Forbidden(NOT_A_MEMBER)
+        check_if_match(req, _task_etag(row))
+        return row
+
+    async def event(
+        self,
+        conn: Conn,
+        caller: Caller,
+        row: Row,
+        action: str,
+        details: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        await record_event(
+            conn,
+            tenant_id=caller.tenant_id,
+            project_id=row["project_id"],
+            entity_type="task",
+            entity_id=row["id"],
+            action=action,
+            actor=caller.actor,
+            details=details,
+            occurred_at=now,
+        )
+
+    async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
+        """Spawn the next occurrence when a recurring task completes (trigger permitting)."""
+        if wf.should_spawn_on_complete(
+            is_recurring=row["is_recurring"],
+            pattern=row["recurrence_pattern"],
+            trigger=row["recurrence_trigger"],
+            has_spawned_next=row["has_spawned_next"],
+        ):
+            await spawn_next_occurrence(
+                conn,
+                row,
+                tenant_id=caller.tenant_id,
+                actor=caller.actor,
+                created_by_id=caller.worker_id,
+                now=now,
+                when_due=False,
+            )
+
+
+def _is_owner(row: Row) -> bool:
+    return row["caller_role"] == "owner"
+
+
+def _check_may_modify(row: Row, caller: Caller) -> None:
+    wf.check_may_modify(
+        assignee_id=row["assignee_id"], caller_worker_id=caller.worker_id, is_owner=_is_owner(row)
+    )
+
+
+def _check_may_review(row: Row, caller: Caller) -> None:
+    wf.check_may_review(
+        assignee_id=row["assignee_id"], caller_worker_id=caller.worker_id, is_owner=_is_owner(row)
+    )
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+class RecentTasksResource(_TaskResource):
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        query = load_query(req, RECENT_QUERY)
+        async with self.pool.connection() as conn:
+            caller = await self.caller(req, conn)
+            rows = await store_tasks.recent_for_worker(
+                conn, tenant_id=caller.tenant_id, worker_id=caller.worker_id, limit=query["limit"]
+            )
+        resp.media = [task_list_item(row) for row in rows]
+
+
+def _list_filters(query: dict[str, Any]) -> store_tasks.ListFilters:
+    tags = tuple(t.strip() for t in (query.get("tags") or "").split(",") if t.strip())
+    return store_tasks.ListFilters(
+        status=query.get("status"),
+        assignee_id=query.get("assignee_id"),
+        priority=query.get("priority"),
+        search=query.get("search") or None,
+        tags=tags,
+        has_due_date=query.get("has_due_date"),
+        sort_by=query["sort_by"],
+        sort_order=query["sort_order"],
+        limit=query["limit"],
+        offset=query["offset"],
+    )
+
+
+class ProjectTasksResource(_TaskResource):
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        filters = _list_filters(load_query(req, TASK_LIST_QUERY))
+        async with self.pool.connection() as conn:
+            caller = await self.caller(req, conn)
+            found = await store_tasks.list_for_project(
+                conn, pid, filters, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+            )
+        if found is None:
+            raise NotFound(PROJECT_NOT_FOUND)
+        role, rows = found
+        if role is None:
+            raise Forbidden(NOT_A_MEMBER)
+        resp.media = [task_list_item(row) for row in rows]
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
+    ) -> None:
+        pid = parse_id(project_id, "project_id")
+        body = await load_body(req, TASK_CREATE)
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            idem = await idempotent_request(req, caller)
+            now = self.settings.clock()
+            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+                replay.write(resp)
+                return
+            access = await store_tasks.project_access(
+                conn,
+                pid,
+                tenant_id=caller.tenant_id,
+                worker_id=caller.worker_id,
+                assignee_id=body["assignee_id"],
+                parent_task_id=body["parent_task_id"],
+            )
+            if access is None:
+                raise NotFound(PROJECT_NOT_FOUND)
+            if access["caller_role"] is None:
+                raise Forbidden(NOT_A_MEMBER)
+            if body["assignee_id"] is not None and access["assignee_handle"] is None:
+                raise BadRequest(f"Worker {body['assignee_id']} is not a member of this project")
+            if body["parent_task_id"] is not None:
+                problem = wf.parent_error(
+                    parent_project_id=access["parent_project_id"],
+                    project_id=pid,
+                    parent_id=body["parent_task_id"],
+                )
+                if problem is not None:
+                    raise problem
+            row = await self.create(conn, caller, pid, body, now, subtask_of=None)
+            _created(resp, row)
+            await _save(idem, conn, resp)
+
+    async def create(
+        self,
+        conn: Conn,
+        caller: Caller,
+        project_id: int,
+        body: dict[str, Any],
+        now: datetime,
+        subtask_of: int | None,
+    ) -> Row:
+        parent = subtask_of if subtask_of is not None else body["parent_task_id"]
+        row = await store_tasks.insert_task(
+            conn,
+            {
+                "project_id": project_id,
+                "title": body["title"],
+                "description": body["description"],
+                "priority": body["priority"],
+                "tags": body["tags"],
+                "due_date": body["due_date"],
+                "is_recurring": body["is_recurring"],
+                "recurrence_pattern": body["recurrence_pattern"],
+                "max_occurrences": body["max_occurrences"],
+                "recurrence_trigger": body["recurrence_trigger"],
+                "clone_subtasks_on_recur": body["clone_subtasks_on_recur"],
+                "assignee_id": body["assignee_id"],
+                "parent_task_id": parent,
+                "created_by_id": caller.worker_id,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        details: dict[str, Any] = {
+            "title": row["title"],
+            "priority": row["priority"],
+            "assignee_id": row["assignee_id"],
+            "is_recurring": row["is_recurring"],
+            "recurrence_pattern": row["recurrence_pattern"],
+            "recurrence_trigger": row["recurrence_trigger"],
+            "due_date": row["due_date"],
+            "parent_task_id": row["parent_task_id"],
+        }
+        if subtask_of is not None:
+            details["is_subtask"] = True
+        await self.event(conn, caller, row, "created", details, now)
+        return row
+
+
+def _created(resp: falcon.asgi.Response, row: Row) -> None:
+    _answer(resp, row, status=201)
+    resp.set_header("Location", f"/api/tasks/{row['id']}")
+
+
+async def _save(idem: IdempotentRequest | None, conn: Conn, resp: falcon.asgi.Response) -> None:
+    if idem is not None:
+        await idem.save(conn, resp)
+
+
+# --- one task --------------------------------------------------------------------------------
+
+# PUT fields and the columns they write; audit "updated" lists each change as before/after.
+_PUT_FIELDS = (
+    "title",
+    "description",
+    "priority",
+    "tags",
+    "due_date",
+    "is_recurring",
+    "recurrence_pattern",
+    "max_occurrences",
+    "recurrence_trigger",
+    "clone_subtasks_on_recur",
+    "parent_task_id",
+)
+
+
+class TaskResource(_TaskResource):
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        tid = parse_id(task_id, "task_id")
+        async with self.pool.connection() as conn:
+            caller = await self.caller(req, conn)
+            row, subtasks = await store_tasks.get_with_subtasks(
+                conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+            )
+        if row is None:
+            raise NotFound(TASK_NOT_FOUND)
+        if row["caller_role"] is None:
+            raise Forbidden(NOT_A_MEMBER)
+        resp.media = task_read(row, subtasks)
+        resp.set_header("ETag", _task_etag(row))
+
+    async def on_put(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        tid = parse_id(task_id, "task_id")
+        body = await load_body(req, TASK_UPDATE)
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            row = await self.locked(conn, req, caller, tid)
+            _check_may_modify(row, caller)
+            changes = {
+                name: body[name] for name in _PUT_FIELDS if name in body and body[name] != row[name]
+            }
+            merged = {**row, **changes}
+            if changes.get("recurrence_pattern") and not merged["is_recurring"]:
+                # Giving a pattern makes the task recurring, as on create.
+                changes["is_recurring"] = merged["is_recurring"] = True
+            if merged["is_recurring"] and not merged["recurrence_pattern"]:
+                raise validation_error({"recurrence_pattern": [RECURRING_NEEDS_PATTERN]})
+            if changes.get("parent_task_id") is not None:
+                await _check_new_parent(conn, row, changes["parent_task_id"])
+            now = self.settings.clock()
+            if not changes:
+                _answer(resp, await store_tasks.update_task(conn, tid, {}, row["updated_at"]))
+                return
+            updated = await store_tasks.update_task(conn, tid, changes, now)
+            details = {name: {"before": row[name], "after": updated[name]} for name in changes}
+            await self.event(conn, caller, updated, "updated", details, now)
+            _answer(resp, updated)
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        tid = parse_id(task_id, "task_id")
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            row = await self.locked(conn, req, caller, tid)
+            _check_may_modify(row, caller)
+            now = self.settings.clock()
+            ids = await store_tasks.subtree_ids(conn, tid)
+            # Occurrences of a deleted series original stay, under the oldest of them.
+            moved = await store_tasks.reroot_series(conn, ids, now)
+            deleted = await store_tasks.delete_tasks(conn, ids)
+            for gone in deleted:
+                if gone["id"] == tid:
+                    details = {
+                        "title": gone["title"],
+                        "status": gone["status"],
+                        "subtasks_deleted": len(deleted) - 1,
+                    }
+                else:
+                    details = {
+                        "title": gone["title"],
+                        "status": gone["status"],
+                        "parent_task_id": gone["parent_task_id"],
+                        "deleted_with": tid,
+                    }
+                await self.event(conn, caller, gone, "deleted", details, now)
+            for task in moved:
+                details = {"recurring_root_id": {"before": task["before"], "after": task["after"]}}
+                await self.event(conn, caller, task, "updated", details, now)
+        resp.media = {"ok": True}
+
+
+async def _check_new_parent(conn: Conn, row: Row, new_parent_id: int) -> None:
+    """Re-parenting: same project, and never under itself or its own descendants."""
+    problem = wf.parent_error(
+        parent_project_id=await store_tasks.parent_project(conn, new_parent_id),
+        project_id=row["project_id"],
+        parent_id=new_parent_id,
+    )
+    if problem is not None:
+        raise problem
+    wf.check_reparent(
+        task_id=row["id"],
+        new_parent_id=new_parent_id,
+        ancestors_of_new_parent=await store_tasks.ancestors(conn, new_parent_id),
+    )
+
+
+class _ChangeResource(_TaskResource):
+    """A write on one task: lock, check, change, one event, answer the task."""
+
+    schema: Any = None
+
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        raise NotImplementedError
+
+    async def change(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        tid = parse_id(task_id, "task_id")
+        body = await load_body(req, self.schema) if self.schema is not None else {}
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            idem = await idempotent_request(req, caller) if req.method == "POST" else None
+            now = self.settings.clock()
+            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+                replay.write(resp)
+                return
+            row = await self.locked(conn, req, caller, tid)
+            changes, action, details = await self.apply(conn, caller, row, body, now)
+            updated = await store_tasks.update_task(conn, tid, changes, now)
+            await self.event(conn, caller, updated, action, details, now)
+            _answer(resp, updated)
+            await _save(idem, conn, resp)
+
+
+class TaskStatusResource(_ChangeResource):
+    schema = STATUS_UPDATE
+
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        _check_may_modify(row, caller)
+        change = wf.change_status(
+            current=row["status"],
+            new=body["status"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            progress_percent=row["progress_percent"],
+            now=now,
+        )
+        if change.completes:
+            await self.complete_recurring(conn, caller, row, now)
+        return (
+            _status_columns(change),
+            "status_changed",
+            {
+                "before": row["status"],
+                "after": change.status,
+            },
+        )
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        await self.change(req, resp, task_id)
+
+
+def _status_columns(change: wf.StatusChange) -> dict[str, Any]:
+    return {
+        "status": change.status,
+        "started_at": change.started_at,
+        "completed_at": change.completed_at,
+        "progress_percent": change.progress_percent,
+    }
+
+
+class TaskProgressResource(_ChangeResource):
+    schema = PROGRESS_UPDATE
+
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        _check_may_modify(row, caller)
+        wf.check_progress_allowed(row["status"])
+        return (
+            {"progress_percent": body["percent"]},
+            "progress_updated",
+            {
+                "before": row["progress_percent"],
+                "after": body["percent"],
+                "note": body["note"],
+            },
+        )
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        await self.change(req, resp, task_id)
+
+
+class TaskAssignResource(_ChangeResource):
+    schema = ASSIGN_UPDATE
+
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        _check_may_modify(row, caller)
+        assignee = body["assignee_id"]
+        handle = None
+        if assignee is not None:
+            handle = await store_tasks.member_handle(conn, row["project_id"], assignee)
+            if handle is None:
+                raise BadRequest(f"Worker {assignee} is not a member of this project")
+        return (
+            {"assignee_id": assignee},
+            "assigned",
+            {
+                "before": row["assignee_id"],
+                "after": assignee,
+                "assignee_handle": handle,
+            },
+        )
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        await self.change(req, resp, task_id)
+
+
+class ApproveResource(_ChangeResource):
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        _check_may_review(row, caller)
+        change = wf.approve(current=row["status"], started_at=row["started_at"], now=now)
+        await self.complete_recurring(conn, caller, row, now)
+        return (
+            _status_columns(change),
+            "approved",
+            {
+                "from_status": "review",
+                "to_status": "completed",
+            },
+        )
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        await self.change(req, resp, task_id)
+
+
+class RejectResource(_ChangeResource):
+    schema = REJECT
+
+    async def apply(
+        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        _check_may_review(row, caller)
+        change = wf.reject(
+            current=row["status"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            progress=row["progress_percent"],
+        )
+        return (
+            _status_columns(change),
+            "rejected",
+            {
+                "reason": body["reason"],
+                "from_status": "review",
+                "to_status": "in_progress",
+            },
+        )
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        await self.change(req, resp, task_id)
+
+
+class SubtasksResource(ProjectTasksResource):
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
+    ) -> None:
+        tid = parse_id(task_id, "task_id")
+        body = await load_body(req, TASK_CREATE)
+        if body["parent_task_id"] not in (None, tid):
+            raise validation_error(
+                {"parent_task_id": ["Must be the task in the path, or be left out."]}
+            )
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            idem = await idempotent_request(req, caller)
+            now = self.settings.clock()
+            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+                replay.write(resp)
+                return
+            parent = await store_tasks.lock_for_change(
+                conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+            )
+            if parent is None:
+                raise NotFound("Parent task not found")
+            if parent["caller_role"] is None:
+                raise Forbidden(NOT_A_MEMBER)
+            assignee = body["assignee_id"]
+            if (
+                assignee is not None
+                and await store_tasks.member_handle(conn, parent["project_id"], assignee) is None
+            ):
+                raise BadRequest(f"Worker {assignee} is not a member of this project")
+            row = await self.create(conn, caller, parent["project_id"], body, now, subtask_of=tid)
+            _created(resp, row)
+            await _save(idem, conn, resp)
+
+
+# --- route table -----------------------------------------------------------------------------
+
+_IF_MATCH = ("If-Match",)
+_IDEMPOTENCY = ("Idempotency-Key",)
+_CHANGE_ERRORS = (400, 403, 404, 412)
+
+
+def _op(method: str, summary: str, **kwargs: Any) -> Operation:
+    return Operation(method, summary, TAG, **kwargs)
+
+
+def task_routes(deps: TasksDeps) -> list[Route]:
+    """Every task endpoint, documented for OpenAPI."""
+    return [
+        Route(
+            "/api/tasks/recent",
+            RecentTasksResource(deps),
+            (
+                _op(
+                    "GET",
+                    "Recent tasks",
+                    response=TaskListItemSchema,
+                    many=True,
+                    query=RecentQuerySchema,
+                    example=EXAMPLE_LIST_ITEM,
+                    description="Newest tasks (subtasks included) of every project of the "
+                    "caller in their tenant; newest first, id as tiebreaker.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/projects/{project_id}/tasks",
+            ProjectTasksResource(deps),
+            (
+                _op(
+                    "GET",
+                    "List project tasks",
+                    response=TaskListItemSchema,
+                    many=True,
+                    query=TaskListQuerySchema,
+                    errors=(403, 404),
+                    example=EXAMPLE_LIST_ITEM,
+                    description="Filters are ANDed. Every sort ends with id, so paging is "
+                    "stable. search matches the title case-insensitively with % and _ taken "
+                    "literally; tags=a,b needs every tag.",
+                ),
+                _op(
+                    "POST",
+                    "Create a task",
+                    response=TaskReadSchema,
+                    status=201,
+                    request=TaskCreateSchema,
+                    errors=(400, 403, 404),
+                    example=EXAMPLE_TASK,
+                    headers=_IDEMPOTENCY,
+                    description=wf.MAX_OCCURRENCES_MEANING,
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}",
+            TaskResource(deps),
+            (
+                _op(
+                    "GET",
+                    "Get a task",
+                    response=TaskReadSchema,
+                    errors=(403, 404),
+                    example=EXAMPLE_TASK,
+                    description="With its direct subtasks (by id) and an ETag.",
+                ),
+                _op(
+                    "PUT",
+                    "Update a task",
+                    response=TaskReadSchema,
+                    request=TaskUpdateSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=_IF_MATCH,
+                    description="Absent fields are unchanged; null clears description, "
+                    "due_date, recurrence_pattern, max_occurrences and parent_task_id. "
+                    "parent_task_id re-parents within the project (cycles: 400 'Circular "
+                    "reference detected'). " + wf.MAX_OCCURRENCES_MEANING,
+                ),
+                _op(
+                    "DELETE",
+                    "Delete a task",
+                    response=OkSchema,
+                    errors=(403, 404, 412),
+                    example={"ok": True},
+                    headers=_IF_MATCH,
+                    description="Deletes the task and all its subtasks (one audit event each). "
+                    "Deleting the original of a recurring series keeps its occurrences: the "
+                    "oldest remaining one becomes the series' original.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/status",
+            TaskStatusResource(deps),
+            (
+                _op(
+                    "PATCH",
+                    "Change a task's status",
+                    response=TaskReadSchema,
+                    request=StatusUpdateSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=_IF_MATCH,
+                    description="Transitions: pending→in_progress|blocked|completed; "
+                    "in_progress→review|completed|blocked; review→in_progress|completed; "
+                    "completed→review; blocked→pending|in_progress.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/progress",
+            TaskProgressResource(deps),
+            (
+                _op(
+                    "PATCH",
+                    "Report progress",
+                    response=TaskReadSchema,
+                    request=ProgressUpdateSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=_IF_MATCH,
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/assign",
+            TaskAssignResource(deps),
+            (
+                _op(
+                    "PATCH",
+                    "Assign or unassign a task",
+                    response=TaskReadSchema,
+                    request=AssignUpdateSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=_IF_MATCH,
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/subtasks",
+            SubtasksResource(deps),
+            (
+                _op(
+                    "POST",
+                    "Create a subtask",
+                    response=TaskReadSchema,
+                    status=201,
+                    request=TaskCreateSchema,
+                    errors=(400, 403, 404),
+                    example=EXAMPLE_TASK,
+                    headers=_IDEMPOTENCY,
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/approve",
+            ApproveResource(deps),
+            (
+                _op(
+                    "POST",
+                    "Approve a task in review",
+                    response=TaskReadSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=(*_IDEMPOTENCY, *_IF_MATCH),
+                    description="review→completed. The assignee may not approve their own "
+                    "task unless they own the project.",
+                ),
+            ),
+        ),
+        Route(
+            "/api/tasks/{task_id}/reject",
+            RejectResource(deps),
+            (
+                _op(
+                    "POST",
+                    "Send a task in review back",
+                    response=TaskReadSchema,
+                    request=RejectSchema,
+                    errors=_CHANGE_ERRORS,
+                    example=EXAMPLE_TASK,
+                    headers=(*_IDEMPOTENCY, *_IF_MATCH),
+                ),
+            ),
+        ),
+    ]
+
+
+def background_work(deps: TasksDeps) -> list[BackgroundWork]:
+    """The due-date spawner of recurring tasks."""
+    return [due_date_spawner(deps.pool, deps.settings)]
