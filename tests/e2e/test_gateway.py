@@ -1,0 +1,194 @@
+"""What a client of the public gateway sees: authentication at the edge, identity that cannot be
+spoofed, the JSON error shape for the gateway's own answers, request ids, CORS, gzip, and the
+internal paths it never exposes."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+ERROR_KEYS = {"error", "detail", "status_code", "type", "title", "status"}
+ORIGIN = "http://localhost:3000"
+
+
+def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) >= ERROR_KEYS, body
+    assert body["status_code"] == status and body["status"] == status
+    assert response.headers.get("X-Request-Id")
+    return dict(body)
+
+
+def new_slug(prefix: str = "gw") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_gateway_health_answers_itself(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "healthy"
+
+
+def test_no_token_is_401_with_challenge_and_json_error(stack: Stack) -> None:
+    response = httpx.get(f"{stack.url}/api/projects")
+    body = assert_error_shape(response, 401)
+    assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+    assert body["error"]
+
+
+def test_bad_token_is_401_with_the_verifiers_challenge(stack: Stack) -> None:
+    response = httpx.get(
+        f"{stack.url}/api/tasks/recent", headers={"Authorization": "Bearer not-a-jwt"}
+    )
+    assert_error_shape(response, 401)
+    challenges = response.headers.get_list("WWW-Authenticate")
+    assert len(challenges) == 1, challenges  # the verifier's, not a second default one
+    assert challenges[0].lower().startswith("bearer")
+
+
+def test_a_client_cannot_claim_another_identity(stack: Stack) -> None:
+    """X-User-Id and friends sent by the client are replaced by the verified identity."""
+    me = f"user-{uuid.uuid4().hex[:8]}"
+    forged = {
+        "X-User-Id": "someone-else",
+        "X-User-Email": "someone-else@example.test",
+        "X-User-Name": "Someone Else",
+        "X-Tenant-Id": "another-tenant",
+        "X-Actor-Type": "service",
+        "X-Client-Id": "forged-client",
+    }
+    with stack.client(stack.token(me)) as client:
+        created = client.post(
+            "/api/projects", json={"slug": new_slug(), "name": "Mine"}, headers=forged
+        )
+        assert created.status_code == 201, created.text
+        project = created.json()
+        assert project["owner_id"] == me
+        assert project["tenant_id"] != "another-tenant"
+        # Listed as mine, read back as mine.
+        listed = client.get("/api/projects", headers=forged).json()
+        assert project["id"] in [p["id"] for p in listed]
+    with stack.client(stack.token("someone-else")) as other:
+        seen = other.get(f"/api/projects/{project['id']}")
+        assert seen.status_code in (403, 404), seen.text  # not someone-else's project
+
+
+def test_body_over_the_limit_is_413_json(stack: Stack) -> None:
+    oversized = b'{"slug":"big","name":"' + b"x" * (1_048_576 + 10) + b'"}'
+    with stack.client(stack.token()) as client:
+        response = client.post(
+            "/api/projects", content=oversized, headers={"Content-Type": "application/json"}
+        )
+    body = assert_error_shape(response, 413)
+    assert "1048576" in body["error"]
+
+
+def test_unknown_paths_are_404_json(stack: Stack) -> None:
+    for path in ("/no/such/path", "/favicon.ico"):
+        assert_error_shape(httpx.get(f"{stack.url}{path}"), 404)
+    with stack.client(stack.token()) as client:
+        assert_error_shape(client.get("/api/no/such/thing"), 404)
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/verify"),
+        ("POST", "/introspect"),
+        ("POST", "/internal/audit/events"),
+        ("GET", "/internal/tasks/projects/1/access"),
+        ("GET", "/internal/tasks/readable-projects"),
+        ("GET", "/metrics"),
+        ("GET", "/metrics/"),
+        ("GET", "/api/../internal/tasks/readable-projects"),
+        ("GET", "/%69nternal/audit/events"),
+    ],
+)
+def test_internal_paths_are_never_exposed(stack: Stack, method: str, path: str) -> None:
+    with stack.client(stack.token()) as client:
+        response = client.request(method, httpx.URL(stack.url + path), json={})
+    assert_error_shape(response, 404)
+
+
+def test_metrics_are_served_inside_the_deployment(stack: Stack) -> None:
+    """Each service answers /metrics to a scraper that reaches it directly, without a token."""
+    with stack.client(stack.token()) as client:
+        client.get("/api/projects")
+    for name, svc in stack.services.items():
+        response = httpx.get(f"{svc.url}/metrics")
+        assert response.status_code == 200, (name, response.text)
+        text = response.text
+        assert "taskflow_http_requests_total" in text
+        assert "taskflow_http_request_duration_seconds_bucket" in text
+        assert "taskflow_db_pool_size" in text
+        assert "taskflow_db_pool_waiting_clients" in text
+    tasks_metrics = httpx.get(f"{stack.services['tasks'].url}/metrics").text
+    assert 'route="/api/projects"' in tasks_metrics
+
+
+def test_request_id_is_passed_through_or_created(stack: Stack) -> None:
+    mine = f"client-{uuid.uuid4().hex}"
+    with stack.client(stack.token()) as client:
+        passed = client.get("/api/projects", headers={"X-Request-Id": mine})
+        created = client.get("/api/projects")
+        refused = client.get("/api/projects", headers={"X-Request-Id": "bad id with spaces"})
+    assert passed.headers["X-Request-Id"] == mine
+    assert created.headers["X-Request-Id"]
+    assert refused.headers["X-Request-Id"] != "bad id with spaces"
+    # The gateway's own answers carry it too, and the access log records it.
+    unauthenticated = httpx.get(f"{stack.url}/api/projects", headers={"X-Request-Id": mine + "x"})
+    assert unauthenticated.headers["X-Request-Id"] == mine + "x"
+    logged = {line["request_id"] for line in stack.nginx.access_lines()}
+    assert {mine, mine + "x"} <= logged
+
+
+def test_cors_preflight_and_gateway_errors_for_allowed_origins(stack: Stack) -> None:
+    preflight = httpx.options(
+        f"{stack.url}/api/projects",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code in (200, 204), preflight.text
+    assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    # The browser can read the gateway's own 401 (and its challenge) from an allowed origin...
+    denied = httpx.get(f"{stack.url}/api/projects", headers={"Origin": ORIGIN})
+    assert denied.status_code == 401
+    assert denied.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "WWW-Authenticate" in denied.headers["Access-Control-Expose-Headers"]
+    # ...but not from anywhere else.
+    elsewhere = httpx.get(f"{stack.url}/api/projects", headers={"Origin": "https://evil.test"})
+    assert "Access-Control-Allow-Origin" not in elsewhere.headers
+    with stack.client(stack.token()) as client:
+        allowed = client.get("/api/projects", headers={"Origin": ORIGIN})
+    assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+def test_responses_are_gzipped_for_clients_that_accept_it(stack: Stack) -> None:
+    raw = httpx.get(f"{stack.url}/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert raw.headers.get("Content-Encoding") == "gzip"
+    assert raw.json()["paths"]  # httpx decodes it
+    with httpx.stream("GET", f"{stack.url}/openapi.json", headers={"Accept-Encoding": "gzip"}) as r:
+        compressed = b"".join(r.iter_raw())
+    assert len(compressed) < len(gzip.decompress(compressed))
+    plain = httpx.get(f"{stack.url}/openapi.json", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+
+
+def test_public_paths_need_no_token(stack: Stack) -> None:
+    for path in ("/", "/health/ready", "/docs", "/openapi.json", "/jwks"):
+        response = httpx.get(f"{stack.url}{path}")
+        assert response.status_code == 200, (path, response.text)
