@@ -46,6 +46,7 @@ class CacheState:
     kids: frozenset[str]
     fetched_at: float | None  # last successful fetch
     last_attempt: float | None  # last fetch started, successful or not
+    fetching: bool = False  # a fetch is in flight: join it rather than start another
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def plan_lookup(state: CacheState, kid: str, now: float, policy: CachePolicy) ->
     - usable stale keys (age < stale_ttl) holding ``kid`` → use, and refresh in the background
       when a fetch is allowed (a down SSO is retried at most once per min interval);
     - otherwise fetch, but never more than once per ``min_refresh_interval`` (a flood of
-      random ``kid``s costs one fetch, not thousands);
+      random ``kid``s costs one fetch, not thousands); a fetch in flight is joined;
     - when no fetch is allowed: 401 if usable keys are held, 503 if nothing usable is held."""
     last = state.last_attempt
     may_fetch = last is None or now - last >= policy.min_refresh_interval
@@ -72,7 +73,7 @@ def plan_lookup(state: CacheState, kid: str, now: float, policy: CachePolicy) ->
         if age is not None and age < policy.ttl:
             return Plan.USE
         return Plan.USE_AND_REVALIDATE if may_fetch else Plan.USE
-    if may_fetch:
+    if may_fetch or state.fetching:
         return Plan.FETCH
     return Plan.UNKNOWN_KID if usable else Plan.UNAVAILABLE
 
@@ -124,7 +125,8 @@ class JWKSCache:
     # state ---------------------------------------------------------------------------------
     @property
     def state(self) -> CacheState:
-        return CacheState(frozenset(self._keys), self._fetched_at, self._last_attempt)
+        fetching = self._inflight is not None and not self._inflight.done()
+        return CacheState(frozenset(self._keys), self._fetched_at, self._last_attempt, fetching)
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -164,7 +166,11 @@ class JWKSCache:
         if not usable:
             now = self.now()
             last = self._last_attempt
-            if last is None or now - last >= self.policy.min_refresh_interval:
+            if (
+                self.state.fetching
+                or last is None
+                or now - last >= self.policy.min_refresh_interval
+            ):
                 await self.refresh()
         elif self.age is not None and self.age >= self.policy.ttl:
             self._revalidate_in_background()
