@@ -13,6 +13,7 @@ import uvicorn
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.logging import configure_logging
 
+from .devtoken import add_token_parser, cmd_token
 from .embedded import start_embedded_postgres
 from .stack import SERVICES, all_in_one, migrate
 
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="apply pending SQL migrations")
     mig.add_argument("--service", choices=list(SERVICES), action="append")
+
+    add_token_parser(sub)
     return parser
 
 
@@ -78,6 +81,7 @@ def cmd_dev(host: str, port: int) -> int:
         env.setdefault(key, base)
     env.setdefault("SSO_URL", base)
     env.setdefault("JWKS_URL", f"{base}/dev/jwks")
+    env.setdefault("DEV_ISSUER", "true")  # the auth-verifier serves /dev/jwks
     env.setdefault("TASKFLOW_DATA_DIR", ".taskflow-dev")
     settings = Settings.from_env(env)
     configure_logging(settings)
@@ -109,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dev(args.host, args.port)
         settings = Settings.from_env()
         configure_logging(settings)
+        if args.command == "token":
+            return cmd_token(settings, args)
         if args.command == "migrate":
             return cmd_migrate(settings, args.service)
         if args.command == "serve":
