@@ -2,23 +2,191 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg_pool
+from taskflow_core.auth import create_authenticator, service_credentials_hook
 from taskflow_core.config import Settings
 from taskflow_core.db import create_pool
+from taskflow_core.http import create_http_client
 from taskflow_core.logging import configure_logging
-from taskflow_core.service import Lifecycle, ServiceApp, build_app
+from taskflow_core.routing import Operation, Route
+from taskflow_core.service import Lifecycle, ReadinessCheck, ServiceApp, build_app
 
 from . import SERVICE
+from .access import TasksDirectory
+from .history import AuditHistory
+from .resources import (
+    AuditSearchResource,
+    AuditVerifyResource,
+    IngestResource,
+    ProjectAuditResource,
+    TaskAuditResource,
+)
+from .schemas import (
+    AuditPageQuerySchema,
+    AuditReadSchema,
+    IngestBatchSchema,
+    IngestReplySchema,
+    SearchQuerySchema,
+    VerifyQuerySchema,
+    VerifyReportSchema,
+)
+from .store import AuditStore
+
+TAG = "audit"
+ACCESS_CACHE_SECONDS = 5.0
+_READ_ERRORS = (403, 404, 503)
+_EXAMPLE = {
+    "id": 42,
+    "entity_type": "task",
+    "entity_id": 7,
+    "action": "status_changed",
+    "actor_id": 3,
+    "actor_handle": "@alice",
+    "actor_type": "human",
+    "details": {"before": "pending", "after": "in_progress"},
+    "created_at": "2026-01-02T03:04:05.123456+00:00",
+    "project_id": 2,
+    "event_id": "5b7e0c44-7f4e-4f7e-9a55-0d3c6f0f4f11",
+}
+_PAGING = (
+    "Newest first by default (`order=asc`: chronological); ties broken by id. Page with "
+    "`limit`/`offset`, or follow the `X-Next-Cursor` header (also a `Link: rel=next`)."
+)
+
+
+def audit_routes(history: AuditHistory) -> list[Route]:
+    return [
+        Route(
+            "/api/tasks/{task_id}/audit",
+            TaskAuditResource(history),
+            (
+                Operation(
+                    "GET",
+                    "Task audit trail",
+                    TAG,
+                    response=AuditReadSchema,
+                    many=True,
+                    query=AuditPageQuerySchema,
+                    errors=_READ_ERRORS,
+                    example=_EXAMPLE,
+                    description="Also for a deleted task. " + _PAGING,
+                    headers=("X-Next-Cursor",),
+                ),
+            ),
+        ),
+        Route(
+            "/api/projects/{project_id}/audit",
+            ProjectAuditResource(history),
+            (
+                Operation(
+                    "GET",
+                    "Project audit trail",
+                    TAG,
+                    response=AuditReadSchema,
+                    many=True,
+                    query=AuditPageQuerySchema,
+                    errors=_READ_ERRORS,
+                    example=_EXAMPLE,
+                    description="The project's own entries and those of all its tasks, deleted "
+                    "ones included; readable after the project is deleted. " + _PAGING,
+                ),
+            ),
+        ),
+        Route(
+            "/api/audit",
+            AuditSearchResource(history),
+            (
+                Operation(
+                    "GET",
+                    "Search the audit trail",
+                    TAG,
+                    response=AuditReadSchema,
+                    many=True,
+                    query=SearchQuerySchema,
+                    errors=_READ_ERRORS,
+                    example=_EXAMPLE,
+                    description="Entries of the projects the caller may read (or of "
+                    "`project_id` only) and the project-less entries of the caller's tenant "
+                    "(agents, workers). `since` is inclusive, `until` exclusive. " + _PAGING,
+                ),
+            ),
+        ),
+        Route(
+            "/api/audit/verify",
+            AuditVerifyResource(history),
+            (
+                Operation(
+                    "GET",
+                    "Verify a project's audit chain",
+                    TAG,
+                    response=VerifyReportSchema,
+                    query=VerifyQuerySchema,
+                    errors=_READ_ERRORS,
+                    description="Project owners only. Recomputes the hash of every entry of "
+                    "the project and checks each link to its neighbours in the chain; reports "
+                    "the first broken one.",
+                ),
+            ),
+        ),
+        Route(
+            "/internal/audit/events",
+            IngestResource(history),
+            (
+                Operation(
+                    "POST",
+                    "Ingest a batch of audit events",
+                    TAG,
+                    request=IngestBatchSchema,
+                    response=IngestReplySchema,
+                    errors=(403,),
+                ),
+            ),
+            internal=True,
+        ),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     pool = create_pool(settings, f"taskflow-{SERVICE}")
-    lifecycle = Lifecycle(pool)
+    auth_http = create_http_client(timeout=settings.http_timeout)
+    authenticator = create_authenticator(settings, auth_http, service=SERVICE)
+    # The one client to the tasks service (access checks), with the audit service's credential.
+    tasks_http = create_http_client(
+        timeout=settings.http_timeout,
+        base_url=settings.tasks_url,
+        credentials=service_credentials_hook(settings, caller=SERVICE, audience="tasks"),
+    )
+    store = AuditStore(pool)
+    history = AuditHistory(
+        store, TasksDirectory(tasks_http, ttl=ACCESS_CACHE_SECONDS), clock=settings.clock
+    )
+
+    async def close_clients() -> None:
+        await authenticator.close()
+        await tasks_http.aclose()
+        await auth_http.aclose()
+
+    lifecycle = Lifecycle(pool, on_shutdown=[close_clients])
     return build_app(
         service=SERVICE,
         title="TaskFlow Audit",
         settings=settings,
-        routes=[],
+        routes=audit_routes(history),
         lifecycle=lifecycle,
+        authenticator=authenticator,
+        readiness=[_chain_size(pool)],
     )
+
+
+def _chain_size(pool: psycopg_pool.AsyncConnectionPool) -> ReadinessCheck:
+    """How many entries the chain holds (one-row read of the chain head)."""
+
+    async def check() -> dict[str, Any]:
+        head = await AuditStore(pool).chain_head()
+        return {"audit_entries": head.last_id}
+
+    return check

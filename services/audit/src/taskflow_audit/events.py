@@ -1,0 +1,144 @@
+"""Incoming audit events: validation of each event on its own, and the normalised form stored.
+
+A batch is never refused as a whole for one bad event: :func:`parse_event` returns either an
+:class:`AuditEvent` or the reason it was rejected, and the ingest stores the good ones.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+from taskflow_core.schemas import StrictInteger, StrictSchema
+
+ACTOR_TYPES = ("human", "agent", "system")
+_NAME = r"^[a-z][a-z0-9_]*$"
+MAX_DETAILS_BYTES = 65_536
+MAX_BATCH = 1000
+# PostgreSQL bigint: ids outside it could never be stored.
+_BIGINT = validate.Range(min=0, max=2**63 - 1)
+
+
+def _no_nul(value: Any) -> None:
+    """PostgreSQL text and jsonb cannot hold U+0000; refuse it here rather than fail the batch."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str) and "\x00" in node:
+            raise ValidationError("must not contain the NUL character")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(key)
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(value)
+
+
+def _json_size(value: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(value, allow_nan=False).encode())
+    except ValueError as exc:
+        raise ValidationError("must be JSON without NaN or Infinity") from exc
+    if size > MAX_DETAILS_BYTES:
+        raise ValidationError(f"must be at most {MAX_DETAILS_BYTES} bytes of JSON")
+
+
+class AuditEventSchema(StrictSchema):
+    """One event as the tasks service's outbox writes it (``taskflow_tasks.outbox``)."""
+
+    event_id = fields.UUID(required=True)
+    tenant_id = fields.String(required=True, validate=[validate.Length(min=1, max=100), _no_nul])
+    project_id = StrictInteger(load_default=None, allow_none=True, validate=_BIGINT)
+    entity_type = fields.String(
+        required=True, validate=[validate.Length(min=1, max=50), validate.Regexp(_NAME)]
+    )
+    entity_id = StrictInteger(required=True, validate=_BIGINT)
+    action = fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), validate.Regexp(_NAME)]
+    )
+    actor_id = StrictInteger(load_default=None, allow_none=True, validate=_BIGINT)
+    actor_handle = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=100), _no_nul]
+    )
+    actor_type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
+    details = fields.Dict(keys=fields.String(), load_default=dict, validate=[_no_nul, _json_size])
+    # The reference stored naive UTC; a timestamp without an offset is read as UTC.
+    created_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """A valid event, normalised: UTC time, project events carry their own project id."""
+
+    event_id: uuid.UUID
+    tenant_id: str
+    project_id: int | None
+    entity_type: str
+    entity_id: int
+    action: str
+    actor_id: int | None
+    actor_handle: str | None
+    actor_type: str
+    details: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    """An event refused, with the ``event_id`` it claimed (as given) and why."""
+
+    index: int
+    event_id: str | None
+    reason: str
+
+
+_SCHEMA = AuditEventSchema()
+
+
+def _reason(messages: Any) -> str:
+    if isinstance(messages, dict):
+        parts = []
+        for field_name, problems in messages.items():
+            text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else problems
+            parts.append(f"{field_name}: {text}")
+        return ", ".join(parts)
+    return str(messages)
+
+
+def parse_event(index: int, raw: Any) -> AuditEvent | RejectedEvent:
+    """Validate one raw event of a batch (``index`` is its place in the batch)."""
+    claimed = raw.get("event_id") if isinstance(raw, dict) else None
+    claimed_id = str(claimed) if claimed is not None else None
+    if not isinstance(raw, dict):
+        return RejectedEvent(index, None, "event must be a JSON object")
+    try:
+        data = _SCHEMA.load(raw)
+    except ValidationError as exc:
+        return RejectedEvent(index, claimed_id, _reason(exc.messages))
+    project_id = data["project_id"]
+    if data["entity_type"] == "project" and project_id is None:
+        # A project's own entries belong to its history: GET /api/projects/{pid}/audit.
+        project_id = data["entity_id"]
+    if data["entity_type"] == "project" and project_id != data["entity_id"]:
+        return RejectedEvent(index, claimed_id, "project_id: must equal entity_id for a project")
+    if data["entity_type"] == "task" and project_id is None:
+        return RejectedEvent(index, claimed_id, "project_id: required for a task event")
+    return AuditEvent(
+        event_id=data["event_id"],
+        tenant_id=data["tenant_id"],
+        project_id=project_id,
+        entity_type=data["entity_type"],
+        entity_id=data["entity_id"],
+        action=data["action"],
+        actor_id=data["actor_id"],
+        actor_handle=data["actor_handle"],
+        actor_type=data["actor_type"],
+        details=dict(data["details"]),
+        created_at=data["created_at"].astimezone(UTC),
+    )

@@ -1,0 +1,309 @@
+"""SQL of the audit service: appending to the chain, the lists, and reading the chain back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+import psycopg_pool
+from taskflow_core.db import transaction
+
+from .chain import GENESIS_HASH, LinkedEntry, entry_hash
+from .events import AuditEvent
+from .paging import Page
+
+READ_COLUMNS = (
+    "id, event_id, project_id, entity_type, entity_id, action, actor_id, actor_handle,"
+    " actor_type, details, created_at"
+)
+CHAIN_COLUMNS = f"{READ_COLUMNS}, tenant_id, recorded_at, prev_hash, hash"
+
+StoreOutcome = Literal["stored", "duplicate"]
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What happened to one event of a batch: stored under ``id``, or already stored as ``id``."""
+
+    event_id: uuid.UUID
+    outcome: StoreOutcome
+    id: int
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Filters of GET /api/audit (all optional; ``since`` inclusive, ``until`` exclusive)."""
+
+    actor_id: int | None = None
+    entity_type: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose entries a search may see: entries of ``project_ids`` and, with
+    ``tenant_level``, the project-less entries (agents, workers) of ``tenant_id``."""
+
+    tenant_id: str
+    project_ids: Sequence[int]
+    tenant_level: bool = True
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    last_id: int
+    last_hash: str
+
+
+def _page_sql(page: Page) -> tuple[str, str, list[Any]]:
+    """(keyset condition, ORDER BY ... LIMIT ... OFFSET ..., params) for ``page``."""
+    params: list[Any] = []
+    condition = ""
+    if page.after is not None:
+        condition = (
+            " AND (created_at, id) > (%s, %s)"
+            if page.order == "asc"
+            else (" AND (created_at, id) < (%s, %s)")
+        )
+        params += [page.after.created_at, page.after.id]
+    direction = "ASC" if page.order == "asc" else "DESC"
+    tail = f" ORDER BY created_at {direction}, id {direction} LIMIT %s OFFSET %s"
+    return condition, tail, params
+
+
+class AuditStore:
+    """The ``audit`` schema: entries (append-only, hash-chained) and the chain head."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
+        # The pool's connections return dict rows (taskflow_core.db.create_pool).
+        self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] = pool
+
+    # -- appending ---------------------------------------------------------------------------
+    async def append(self, events: Sequence[AuditEvent], recorded_at: datetime) -> list[Appended]:
+        """Store ``events`` in order, each event id once, extending the hash chain.
+
+        One transaction: the chain head row is locked FOR UPDATE first, so appends from every
+        process and replica are serialised, ids stay contiguous and each entry's ``prev_hash``
+        is the hash of the entry stored just before it."""
+        if not events:
+            return []
+        async with transaction(self.pool) as conn:
+            head_row = await (
+                await conn.execute(
+                    "SELECT last_id, last_hash FROM audit.chain_head WHERE id = 1 FOR UPDATE"
+                )
+            ).fetchone()
+            assert head_row is not None, "audit.chain_head has no row (migration 0002)"
+            last_id, last_hash = int(head_row["last_id"]), str(head_row["last_hash"])
+            known = await self._stored_ids(conn, [e.event_id for e in events])
+            fresh: list[AuditEvent] = []
+            outcomes: list[Appended] = []
+            for event in events:
+                if event.event_id in known:
+                    outcomes.append(Appended(event.event_id, "duplicate", known[event.event_id]))
+                    continue
+                last_id += 1
+                known[event.event_id] = last_id
+                fresh.append(event)
+                outcomes.append(Appended(event.event_id, "stored", last_id))
+            if not fresh:
+                return outcomes
+            details = await self._as_stored_json(conn, [e.details for e in fresh])
+            rows = []
+            next_id = last_id - len(fresh)
+            for event, stored_details in zip(fresh, details, strict=True):
+                next_id += 1
+                entry = {
+                    "id": next_id,
+                    "event_id": event.event_id,
+                    "tenant_id": event.tenant_id,
+                    "project_id": event.project_id,
+                    "entity_type": event.entity_type,
+                    "entity_id": event.entity_id,
+                    "action": event.action,
+                    "actor_id": event.actor_id,
+                    "actor_handle": event.actor_handle,
+                    "actor_type": event.actor_type,
+                    "details": stored_details,
+                    "created_at": event.created_at,
+                    "recorded_at": recorded_at,
+                }
+                new_hash = entry_hash(last_hash, entry)
+                rows.append(
+                    (
+                        *(entry[k] for k in _INSERT_FIELDS if k != "details"),
+                        json.dumps(stored_details),
+                        last_hash,
+                        new_hash,
+                    )
+                )
+                last_hash = new_hash
+            async with conn.cursor() as cur:
+                await cur.executemany(_INSERT_SQL, rows)
+            await conn.execute(
+                "UPDATE audit.chain_head SET last_id = %s, last_hash = %s, updated_at = %s"
+                " WHERE id = 1",
+                (next_id, last_hash, recorded_at),
+            )
+        return outcomes
+
+    @staticmethod
+    async def _stored_ids(
+        conn: psycopg.AsyncConnection[Any], event_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        cur = await conn.execute(
+            "SELECT event_id, id FROM audit.entries WHERE event_id = ANY(%s)", (event_ids,)
+        )
+        return {row["event_id"]: int(row["id"]) for row in await cur.fetchall()}
+
+    @staticmethod
+    async def _as_stored_json(
+        conn: psycopg.AsyncConnection[Any], documents: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``documents`` as jsonb will give them back (key order, number spelling), so the
+        hash computed now is the hash recomputed from the stored row later."""
+        cur = await conn.execute(
+            "SELECT d.doc::jsonb AS doc FROM unnest(%s::text[]) WITH ORDINALITY AS d(doc, n)"
+            " ORDER BY d.n",
+            ([json.dumps(doc, allow_nan=False) for doc in documents],),
+        )
+        return [dict(row["doc"]) for row in await cur.fetchall()]
+
+    # -- lists ---------------------------------------------------------------------------------
+    async def task_scope(self, task_id: int) -> tuple[int, str] | None:
+        """(project id, tenant id) of a task, from its newest stored entry (it survives the
+        task: a deleted task's history still says where it lived)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT project_id, tenant_id FROM audit.entries"
+                " WHERE entity_type = 'task' AND entity_id = %s AND project_id IS NOT NULL"
+                " ORDER BY created_at DESC, id DESC LIMIT 1",
+                (task_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else (int(row["project_id"]), str(row["tenant_id"]))
+
+    async def list_for_entity(self, entity_type: str, entity_id: int, page: Page) -> list[dict]:
+        condition, tail, params = _page_sql(page)
+        sql = (
+            f"SELECT {READ_COLUMNS} FROM audit.entries"
+            f" WHERE entity_type = %s AND entity_id = %s{condition}{tail}"
+        )
+        return await self._fetch(sql, [entity_type, entity_id, *params, page.limit, page.offset])
+
+    async def list_for_project(self, project_id: int, page: Page) -> list[dict]:
+        condition, tail, params = _page_sql(page)
+        sql = f"SELECT {READ_COLUMNS} FROM audit.entries WHERE project_id = %s{condition}{tail}"
+        return await self._fetch(sql, [project_id, *params, page.limit, page.offset])
+
+    async def search(self, scope: Scope, filters: SearchFilters, page: Page) -> list[dict]:
+        where = ["tenant_id = %s"]
+        params: list[Any] = [scope.tenant_id]
+        if scope.tenant_level:
+            where.append("(project_id = ANY(%s) OR project_id IS NULL)")
+        else:
+            where.append("project_id = ANY(%s)")
+        params.append(list(scope.project_ids))
+        for column, value, operator in (
+            ("actor_id", filters.actor_id, "="),
+            ("entity_type", filters.entity_type, "="),
+            ("action", filters.action, "="),
+            ("created_at", filters.since, ">="),
+            ("created_at", filters.until, "<"),
+        ):
+            if value is not None:
+                where.append(f"{column} {operator} %s")
+                params.append(value)
+        condition, tail, page_params = _page_sql(page)
+        sql = (
+            f"SELECT {READ_COLUMNS} FROM audit.entries WHERE {' AND '.join(where)}{condition}{tail}"
+        )
+        return await self._fetch(sql, [*params, *page_params, page.limit, page.offset])
+
+    async def _fetch(self, sql: str, params: list[Any]) -> list[dict]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return list(await cur.fetchall())
+
+    # -- the chain, read back ------------------------------------------------------------------
+    async def chain_head(self) -> ChainHead:
+        async with self.pool.connection() as conn:
+            return await read_head(conn)
+
+    async def project_chain(self, project_id: int) -> tuple[ChainHead, list[LinkedEntry]]:
+        """A project's entries in id order, each with its neighbours' hashes, and the head,
+        read in one snapshot (so appends running meanwhile cannot look like a break)."""
+        async with transaction(self.pool) as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            head = await read_head(conn)
+            cur = await conn.execute(
+                "SELECT e.id, e.event_id, e.tenant_id, e.project_id, e.entity_type, e.entity_id,"
+                " e.action, e.actor_id, e.actor_handle, e.actor_type, e.details, e.created_at,"
+                " e.recorded_at, e.prev_hash, e.hash,"
+                " p.hash AS predecessor_hash, n.prev_hash AS successor_prev_hash"
+                " FROM audit.entries e"
+                " LEFT JOIN audit.entries p ON p.id = e.id - 1"
+                " LEFT JOIN audit.entries n ON n.id = e.id + 1"
+                " WHERE e.project_id = %s ORDER BY e.id",
+                (project_id,),
+            )
+            linked = [
+                LinkedEntry(row, row["predecessor_hash"], row["successor_prev_hash"])
+                for row in await cur.fetchall()
+            ]
+        return head, linked
+
+
+async def read_head(conn: psycopg.AsyncConnection[Any]) -> ChainHead:
+    cur = await conn.execute("SELECT last_id, last_hash FROM audit.chain_head WHERE id = 1")
+    row = await cur.fetchone()
+    if row is None:
+        return ChainHead(0, GENESIS_HASH)
+    return ChainHead(int(row["last_id"]), str(row["last_hash"]))
+
+
+async def iter_chain(
+    conn: psycopg.AsyncConnection[Any], batch: int = 2000
+) -> AsyncIterator[dict[str, Any]]:
+    """Every entry in id order, fetched by keyset in batches (for the full verification)."""
+    after = 0
+    while True:
+        cur = await conn.execute(
+            f"SELECT {CHAIN_COLUMNS} FROM audit.entries WHERE id > %s ORDER BY id LIMIT %s",
+            (after, batch),
+        )
+        rows = await cur.fetchall()
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = int(rows[-1]["id"])
+
+
+_INSERT_FIELDS = (
+    "id",
+    "event_id",
+    "tenant_id",
+    "project_id",
+    "entity_type",
+    "entity_id",
+    "action",
+    "actor_id",
+    "actor_handle",
+    "actor_type",
+    "created_at",
+    "recorded_at",
+    "details",
+)
+_INSERT_SQL = (
+    "INSERT INTO audit.entries (id, event_id, tenant_id, project_id, entity_type, entity_id,"
+    " action, actor_id, actor_handle, actor_type, created_at, recorded_at, details, prev_hash,"
+    " hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+)
