@@ -1,0 +1,139 @@
+"""The API docs in a real browser through the gateway: Debian's headless chromium opens /docs,
+every public operation of the three services is listed, a token is entered under "Authorize"
+and one "Try it out" call succeeds. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, Stack
+
+pytestmark = pytest.mark.e2e
+
+WAIT_S = 30
+
+
+def chromium_flags(profile: Path) -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,2200",
+        f"--user-data-dir={profile}",
+    ]
+
+
+@pytest.fixture
+def browser(chromium: tuple[str, str]) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = chromium
+    profile = Path(tempfile.mkdtemp(prefix="taskflow-chromium-"))
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in chromium_flags(profile):
+        options.add_argument(flag)
+    ARTIFACTS.mkdir(exist_ok=True)
+    service = Service(executable_path=driver_path, log_output=str(ARTIFACTS / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()  # ends chromium and chromedriver (started by this fixture)
+        import shutil
+
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def public_operations(render: ModuleType) -> set[tuple[str, str]]:
+    """(METHOD, path template) of every operation the gateway exposes."""
+    found = set()
+    for route in render.service_routes():
+        if route.internal or not route.operations:
+            continue
+        if render.hidden_at_gateway(re.sub(r"{[^}]+}", "7", route.path)):
+            continue
+        for op in route.operations:
+            found.add((op.method.upper(), route.path))
+    return found
+
+
+def test_docs_list_every_operation_and_try_it_out_works(
+    stack: Stack, render: ModuleType, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    wait = WebDriverWait(driver, WAIT_S)
+    sub = f"docs-{uuid.uuid4().hex[:8]}"
+    token = stack.token(sub)
+    with stack.client(token) as client:
+        made = client.post("/api/projects", json={"slug": f"docs-{sub}", "name": "From the docs"})
+        assert made.status_code == 201, made.text
+
+    driver.get(f"{stack.url}/docs")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+    listed = set()
+    for block in driver.find_elements(By.CSS_SELECTOR, ".opblock"):
+        method = block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.strip()
+        path_el = block.find_element(By.CSS_SELECTOR, ".opblock-summary-path")
+        path = path_el.get_attribute("data-path") or path_el.text
+        listed.add((method.upper(), path.replace("\u200b", "").strip()))
+    driver.save_screenshot(str(ARTIFACTS / "docs.png"))
+    missing = public_operations(render) - listed
+    assert not missing, f"not listed in /docs: {sorted(missing)}"
+    assert not any(render.hidden_at_gateway(re.sub(r"{[^}]+}", "7", p)) for _, p in listed)
+
+    # Authorize with a bearer token.
+    driver.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
+    token_input = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal-ux input[type='text']"))
+    )
+    token_input.send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".modal-ux .btn-done"))).click()
+
+    # Try it out: GET /api/projects, answered through the gateway with the token.
+    block = next(
+        b
+        for b in driver.find_elements(By.CSS_SELECTOR, ".opblock.opblock-get")
+        if b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+        == "/api/projects"
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", block)
+    block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    try_out = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".try-out__btn"))
+    driver.execute_script("arguments[0].click();", try_out)
+    execute = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".execute"))
+    driver.execute_script("arguments[0].click();", execute)
+    status = wait.until(
+        lambda d: block.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        )
+    )
+    body = wait.until(
+        lambda d: block.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+        )
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", status)
+    driver.save_screenshot(str(ARTIFACTS / "docs-try-it-out.png"))
+    assert status.text.strip().startswith("200"), status.text
+    assert f"docs-{sub}" in body.text
