@@ -7,12 +7,13 @@ import re
 HANDLE_MAX = 50
 _NOT_HANDLE_CHAR = re.compile(r"[^a-z0-9_-]")
 _NOT_SLUG_CHAR = re.compile(r"[^a-z0-9-]")
+_SPACES = re.compile(r"\s+")
 # Room for a "-NNN" collision suffix inside the 50-character handle column.
 _HANDLE_BASE_MAX = HANDLE_MAX - 1 - 6
 
 
 def _handle_part(text: str) -> str:
-    text = text.lower().replace(".", "-").replace("_", "-")
+    text = _SPACES.sub("-", text.strip().lower().replace(".", "-").replace("_", "-"))
     return _NOT_HANDLE_CHAR.sub("", text)[:_HANDLE_BASE_MAX]
 
 
