@@ -77,10 +77,6 @@ MakeUser = Callable[..., User]
 
 @pytest.fixture
 def tasks_url(start_service: StartService, db_url: str, issuer: TestIssuer) -> str:
-    # TEMPORARY until the core stores qualify their table names (see notes/b2-interface.md).
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        name = conn.info.dbname
-        conn.execute(f'ALTER DATABASE "{name}" SET search_path = tasks, public')
     svc = start_service("tasks", DATABASE_URL=db_url, SSO_URL=issuer.url, SCHEDULER_INTERVAL="0.2")
     return svc.url
 

@@ -1,0 +1,40 @@
+"""The task response builders and the schemas that document them agree; LIKE escaping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from taskflow_tasks import store_tasks
+from taskflow_tasks.task_schemas import (
+    EXAMPLE_TASK,
+    TaskListItemSchema,
+    TaskReadSchema,
+    task_list_item,
+    task_read,
+)
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+ROW = {
+    "id": 1, "project_id": 2, "title": "t", "description": None, "status": "pending",
+    "priority": "low", "progress_percent": 0, "tags": [], "due_date": None,
+    "is_recurring": False, "recurrence_pattern": None, "max_occurrences": None,
+    "recurring_root_id": None, "recurrence_trigger": "on_complete",
+    "clone_subtasks_on_recur": False, "has_spawned_next": False, "assignee_id": None,
+    "assignee_handle": None, "parent_task_id": None, "created_by_id": 3, "started_at": None,
+    "completed_at": None, "created_at": NOW, "updated_at": NOW, "subtask_count": 0,
+    "subtask_progress": None, "spawn_count": 0,
+}  # fmt: skip
+
+
+def test_builders_match_documented_schemas() -> None:
+    assert set(task_read(ROW, [ROW])) == set(TaskReadSchema().fields)
+    assert set(task_list_item(ROW)) == set(TaskListItemSchema().fields)
+    assert set(EXAMPLE_TASK) == set(TaskReadSchema().fields)
+    assert task_read(ROW)["created_at"] == "2025-01-01T00:00:00+00:00"
+    assert task_read(ROW, [ROW])["subtasks"][0]["subtasks"] == []
+
+
+def test_like_pattern_escapes_wildcards() -> None:
+    assert store_tasks.like_pattern("100%") == "%100\\%%"
+    assert store_tasks.like_pattern("a_b") == "%a\\_b%"
+    assert store_tasks.like_pattern("back\\slash") == "%back\\\\slash%"
