@@ -37,8 +37,11 @@ class StrictInteger(fields.Integer):
 class StrictBoolean(fields.Boolean):
     """A JSON boolean only (``1`` or ``"yes"`` are refused in bodies)."""
 
-    truthy = {True}
-    falsy = {False}
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        # ``1 == True`` in Python, so membership in truthy/falsy sets cannot tell them apart.
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class NotBlank(validate.Validator):

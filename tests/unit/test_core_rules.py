@@ -1,0 +1,77 @@
+"""Rules of projects, members and agents."""
+
+from __future__ import annotations
+
+import pytest
+from taskflow_core.errors import APIError
+from taskflow_tasks import core_rules
+
+
+def test_field_changes_absent_unchanged_null_clears_only_nullable() -> None:
+    current = {"name": "A", "description": "D"}
+    assert core_rules.field_changes(current, {}) == {}
+    assert core_rules.field_changes(current, {"name": None}) == {}
+    assert core_rules.field_changes(current, {"name": "A"}) == {}
+    assert core_rules.field_changes(current, {"description": None}, nullable=("description",)) == {
+        "description": {"before": "D", "after": None}
+    }
+    assert core_rules.field_changes(current, {"name": "B", "description": "D"}) == {
+        "name": {"before": "A", "after": "B"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("project", "force", "status", "message"),
+    [
+        ({"is_default": True, "task_count": 0}, True, 400, "Cannot delete default project"),
+        (
+            {"is_default": False, "task_count": 2},
+            False,
+            400,
+            "Project has 2 tasks. Delete tasks first or use force=true",
+        ),
+    ],
+)
+def test_project_delete_refusals(project: dict, force: bool, status: int, message: str) -> None:
+    with pytest.raises(APIError) as err:
+        core_rules.check_project_deletable(project, force=force)
+    assert (err.value.status, err.value.message) == (status, message)
+
+
+def test_project_delete_allowed() -> None:
+    core_rules.check_project_deletable({"is_default": False, "task_count": 2}, force=True)
+    core_rules.check_project_deletable({"is_default": False, "task_count": 0}, force=False)
+
+
+def test_member_target() -> None:
+    assert core_rules.member_target("u1", None) == ("user", "u1")
+    assert core_rules.member_target(None, 4) == ("agent", 4)
+    for user_id, agent_id, message in (
+        (None, None, "Provide either user_id or agent_id"),
+        ("", 0, "Provide either user_id or agent_id"),
+        ("u", 3, "Provide only one of user_id or agent_id"),
+    ):
+        with pytest.raises(APIError) as err:
+            core_rules.member_target(user_id, agent_id)
+        assert (err.value.status, err.value.message) == (400, message)
+
+
+def test_owner_membership_is_not_removable() -> None:
+    core_rules.check_member_removable({"role": "member"})
+    with pytest.raises(APIError, match="Cannot remove project owner"):
+        core_rules.check_member_removable({"role": "owner"})
+
+
+def test_agent_delete_refusals() -> None:
+    core_rules.check_agent_deletable(0, 0)
+    with pytest.raises(APIError) as membership:
+        core_rules.check_agent_deletable(1, 5)
+    assert membership.value.status == 400
+    with pytest.raises(APIError) as tasks:
+        core_rules.check_agent_deletable(0, 5)
+    assert tasks.value.status == 409 and "5 task" in tasks.value.message
+
+
+def test_search_description() -> None:
+    assert core_rules.search_description("agent") == "AI Agent"
+    assert core_rules.search_description("human") == "Team Member"

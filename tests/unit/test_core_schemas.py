@@ -1,0 +1,95 @@
+"""Shared schema pieces (taskflow_core.schemas) and the project/member/agent shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from marshmallow import ValidationError, fields
+from taskflow_core.errors import APIError
+from taskflow_core.schemas import (
+    PageQuerySchema,
+    StrictBoolean,
+    StrictInteger,
+    StrictSchema,
+    UTCDateTime,
+    parse_id,
+)
+from taskflow_tasks.core_schemas import (
+    AgentCreateSchema,
+    MemberCreateSchema,
+    ProjectReadSchema,
+    ProjectUpdateSchema,
+)
+
+
+class Sample(StrictSchema):
+    n = StrictInteger()
+    flag = StrictBoolean()
+    when = UTCDateTime()
+    text = fields.String()
+
+
+def test_strict_schema_refuses_unknown_fields_and_loose_types() -> None:
+    for bad in ({"other": 1}, {"n": "5"}, {"n": True}, {"n": 1.5}, {"flag": 1}, {"flag": "yes"}):
+        with pytest.raises(ValidationError):
+            Sample().load(bad)
+    assert Sample().load({"n": 5, "flag": False}) == {"n": 5, "flag": False}
+
+
+def test_utc_datetime_loads_naive_as_utc_and_dumps_with_offset() -> None:
+    loaded = Sample().load({"when": "2025-12-31T10:00:00"})["when"]
+    assert loaded == datetime(2025, 12, 31, 10, tzinfo=UTC)
+    shifted = Sample().load({"when": "2025-12-31T10:00:00+02:00"})["when"]
+    assert shifted == datetime(2025, 12, 31, 8, tzinfo=UTC) and shifted.tzinfo == UTC
+    local = datetime(2025, 1, 1, 5, tzinfo=timezone(timedelta(hours=5)))
+    assert Sample().dump({"when": local})["when"] == "2025-01-01T00:00:00+00:00"
+
+
+def test_page_query_bounds() -> None:
+    assert PageQuerySchema().load({}) == {"limit": 50, "offset": 0}
+    assert PageQuerySchema().load({"limit": "100", "offset": "3", "other": "x"}) == {
+        "limit": 100,
+        "offset": 3,
+    }
+    for bad in ({"limit": "0"}, {"limit": "101"}, {"limit": "-1"}, {"offset": "-1"}):
+        with pytest.raises(ValidationError):
+            PageQuerySchema().load(bad)
+
+
+def test_parse_id() -> None:
+    assert parse_id("42", "task_id") == 42
+    for bad in ("0", "-1", "abc", "1.5", "99999999999999999999", "", "٣"):
+        with pytest.raises(APIError) as err:
+            parse_id(bad, "task_id")
+        assert err.value.status == 422
+        assert err.value.detail[0]["loc"] == ["path", "task_id"]
+
+
+def test_project_update_absent_null_and_limits() -> None:
+    schema = ProjectUpdateSchema()
+    assert schema.load({}) == {}
+    assert schema.load({"description": None}) == {"description": None}
+    for bad in ({"name": ""}, {"name": " "}, {"name": "x" * 201}, {"slug": "a"}):
+        with pytest.raises(ValidationError):
+            schema.load(bad)
+
+
+def test_member_and_agent_create() -> None:
+    assert MemberCreateSchema().load({"user_id": "u"}) == {"user_id": "u", "agent_id": None}
+    agent = AgentCreateSchema().load({"handle": "@a_b-1", "name": "A", "agent_type": "gemini"})
+    assert agent["capabilities"] == []
+    with pytest.raises(ValidationError):
+        AgentCreateSchema().load({"handle": "@A", "name": "A", "agent_type": "gemini"})
+
+
+def test_project_read_dumps_only_the_reference_fields() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    row = {
+        "id": 1, "slug": "s", "name": "N", "description": None, "owner_id": "u",
+        "owner_worker_id": 9, "is_default": False, "tenant_id": "t", "member_count": 1,
+        "task_count": 0, "created_at": now, "updated_at": now, "caller_role": "owner",
+    }  # fmt: skip
+    dumped = ProjectReadSchema().dump(row)
+    assert "owner_worker_id" not in dumped and "caller_role" not in dumped
+    assert dumped["created_at"] == "2025-01-01T00:00:00+00:00"
