@@ -100,7 +100,7 @@ def test_api_flows_through_pgbouncer(
     tight_pgbouncer: PgBouncer, db_url: str, issuer: TestIssuer, tmp_path: Path
 ) -> None:
     """Provisioning, project/task CRUD, status changes, relay delivery and audit reads, with
-    20 concurrent clients over 3 server connections."""
+    10 concurrent clients over 3 server connections."""
     stack = Stack(db_url=tight_pgbouncer.url_for(db_url), issuer=issuer, log_dir=tmp_path)
     try:
         tasks = stack.start("tasks")
@@ -124,7 +124,7 @@ def test_api_flows_through_pgbouncer(
                     path = f"/api/tasks/{task['id']}"
                     steps = [
                         api.patch(f"{path}/status", json={"status": "in_progress"}),
-                        api.patch(f"{path}/progress", json={"progress_percent": 50}),
+                        api.patch(f"{path}/progress", json={"percent": 50}),
                         api.get(f"/api/projects/{project['id']}/tasks"),
                         api.get(path),
                         api.put(path, json={"title": f"c{n}-{i}-renamed"}),
@@ -134,9 +134,9 @@ def test_api_flows_through_pgbouncer(
                         assert resp.status_code == 200, (resp.request.url, resp.text)
             return ids
 
-        with ThreadPoolExecutor(20) as pool:
-            created = [i for ids in pool.map(one_client, range(20)) for i in ids]
-        assert len(set(created)) == 60
+        with ThreadPoolExecutor(10) as pool:
+            created = [i for ids in pool.map(one_client, range(10)) for i in ids]
+        assert len(set(created)) == 30
 
         with owner.client(tasks.url) as api:
             listed = api.get(f"/api/projects/{project['id']}/tasks", params={"limit": 100})
@@ -152,10 +152,13 @@ def test_api_flows_through_pgbouncer(
                 resp = api.get(f"/api/tasks/{created[-1]}/audit")
                 assert resp.status_code == 200, resp.text
                 entries = list(resp.json())
-                if len(entries) >= 6:
+                if len(entries) >= 5:
                     break
                 time.sleep(0.5)
-        assert len(entries) >= 6, entries
+        actions = sorted(str(e["action"]) for e in entries)
+        assert actions == sorted(
+            ["created", "status_changed", "progress_updated", "updated", "status_changed"]
+        ), entries
         dbname = urlsplit(db_url).path.lstrip("/")
         with admin_connection(db_url) as conn:
             pending = conn.execute(
