@@ -22,6 +22,8 @@ class WhoAmI:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         identity = req.context.identity
         resp.media = {"sub": identity.sub, "actor_type": identity.actor_type}
+        if req.get_param("tenant"):
+            resp.media["tenant"] = identity.tenant_id
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = {"sub": req.context.identity.sub}
@@ -138,3 +140,16 @@ def test_dev_mode_fixed_identity_still_needs_a_bearer(issuer: TestIssuer) -> Non
     assert_401(client.simulate_get("/api/me"))
     result = client.simulate_get("/api/me", headers=bearer("anything"))
     assert result.json == {"sub": "dev-user-123", "actor_type": "human"}
+
+
+def test_dev_mode_tenant_header_only_in_dev_mode(
+    client: falcon.testing.TestClient, issuer: TestIssuer
+) -> None:
+    headers = {"X-Tenant-ID": "other-org"}
+    normal = client.simulate_get(
+        "/api/me", params={"tenant": "1"}, headers={**headers, **bearer(issuer.token("bob"))}
+    )
+    assert normal.json["tenant"] == "taskflow-default-org-id"
+    dev = make_client(Settings(sso_url=issuer.url, service_secret=SECRET, dev_mode=True))
+    result = dev.simulate_get("/api/me", params={"tenant": "1"}, headers={**headers, **bearer("x")})
+    assert result.json["tenant"] == "other-org"

@@ -85,7 +85,7 @@ class Authenticator:
                 return self.services.verify(token)
             if self.dev is not None:
                 return self.dev
-            return await self.users.verify(token)
+            return await self.users.verify(token, header)
         if self.dev is not None:
             return self.dev
         return await self.introspector.introspect(token)

@@ -124,9 +124,15 @@ class RemoteIntrospector:
             log.warning("introspection_unreachable", error=type(exc).__name__)
             raise ServiceUnavailable(AUTH_UNAVAILABLE) from exc
         if response.status_code != 200:
-            log.warning("introspection_failed", status=response.status_code)
             if response.status_code >= 500:
+                log.warning("introspection_failed", status=response.status_code)
                 raise ServiceUnavailable(AUTH_UNAVAILABLE)
+            # Our own service credential was refused: a configuration error, not the user's.
+            log.error(
+                "introspection_refused",
+                status=response.status_code,
+                hint="every service must share the same SERVICE_SECRET",
+            )
             raise APIError(502, "Authentication service refused the introspection request")
         body: dict[str, Any] = response.json()
         verdict = verdict_from_answer(body)

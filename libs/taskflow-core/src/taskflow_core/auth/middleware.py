@@ -1,9 +1,11 @@
 """Edge authentication: every non-public route needs ``Authorization: Bearer <credential>``,
 verified here; the identity goes on ``req.context.identity``. No identity header a client sends
-(``X-User-Id`` and friends) is ever read."""
+(``X-User-Id`` and friends) is ever read; the one exception is ``X-Tenant-ID`` under
+``DEV_MODE`` (refused in production), which picks the dev user's tenant as the old API did."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import falcon.asgi
@@ -98,4 +100,9 @@ class AuthMiddleware:
             raise Unauthorized(
                 "Service credentials are not accepted on this endpoint", error="invalid_token"
             )
+        dev = getattr(self.authenticator, "dev", None)
+        tenant = req.get_header("X-Tenant-ID")
+        if dev is not None and identity is dev and tenant and tenant.strip():
+            # DEV_MODE only, as in the old API: the fixed dev user may pick its tenant.
+            identity = replace(identity, tenant_id=tenant.strip())
         req.context.identity = identity

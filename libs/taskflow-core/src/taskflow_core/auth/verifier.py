@@ -77,8 +77,9 @@ class JWTVerifier:
         self.keys = keys
         self.claims = claims_registry(lambda: int(now()), issuer, audience)
 
-    async def verify(self, token: str) -> Identity:
-        header = read_header(token)
+    async def verify(self, token: str, header: dict[str, Any] | None = None) -> Identity:
+        """``header``: the token's already-parsed JOSE header, when the caller has it."""
+        header = read_header(token) if header is None else header
         alg = header.get("alg")
         if alg not in USER_TOKEN_ALGORITHMS:
             raise invalid_jwt(f"algorithm {alg!r} is not allowed")
