@@ -1,0 +1,486 @@
+"""Mapping the CLI's data onto the service's model (reference §8.4). Pure: no database.
+
+Every planned row has a stable ``key`` (``project:<slug>``, ``worker:<@handle>``,
+``member:<slug>:<@handle>``, ``task:<cli id>``, ``audit:<position>``): the ledger records
+which keys an import of this file into this tenant has written, which makes re-runs create
+nothing and lets a killed run resume. Audit events get ids derived from the same keys
+(uuid5), so the audit service, idempotent on event ids, stores each entry once however many
+times it is delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .source import CliAuditEntry, CliData, CliTask, CliWorker, Problem
+from .timezone import LocalTime, format_offset
+
+RECURRENCE_PATTERNS = ("1m", "5m", "10m", "15m", "30m", "1h", "daily", "weekly", "monthly")
+# Namespace of import event ids: uuid5(namespace, "<tenant>\n<fingerprint>\n<key>").
+EVENT_NAMESPACE = uuid.UUID("6f1c2a8e-9a43-5e0b-8d1c-0c7a1f1e2b3d")
+OWNER_KEY = "owner"
+# The CLI stamps a task's created_at just before its "created" audit entry. Entries for the
+# same id from before that belong to an earlier task that was deleted and whose id was reused.
+_SAME_TASK_SLACK = timedelta(seconds=1)
+# What the audit service accepts in ``details`` (taskflow_audit.events), with room for ours.
+_CONTEXT_MAX_BYTES = 60_000
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    tenant_id: str
+    fingerprint: str
+    # ``--user @handle=SUB``: humans whose SSO subject is known at import time.
+    user_subs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedWorker:
+    key: str
+    handle: str
+    name: str
+    type: str
+    agent_type: str | None
+    capabilities: list[str]
+    created_at: datetime | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class PlannedProject:
+    key: str
+    slug: str
+    name: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class PlannedMember:
+    key: str
+    project_key: str
+    worker_key: str
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    key: str
+    cli_id: int
+    project_key: str
+    parent_key: str | None
+    assignee_key: str | None
+    creator_key: str
+    title: str
+    description: str | None
+    status: str
+    priority: str
+    progress_percent: int
+    tags: list[str]
+    due_date: datetime | None
+    is_recurring: bool
+    recurrence_pattern: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """One CLI audit entry as an outbox event. ``entity_type`` is ``task`` (``entity_key`` is
+    the task's key), ``project`` (the project's key) or ``cli_task``: a task deleted in the CLI,
+    whose only identity left is its CLI id (``cli_entity_id``)."""
+
+    key: str
+    event_id: uuid.UUID
+    entity_type: str
+    entity_key: str | None
+    cli_entity_id: int
+    project_key: str | None
+    action: str
+    actor_key: str | None
+    actor_handle: str
+    actor_type: str
+    details: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass
+class Plan:
+    workers: list[PlannedWorker] = field(default_factory=list)
+    projects: list[PlannedProject] = field(default_factory=list)
+    members: list[PlannedMember] = field(default_factory=list)
+    tasks: list[PlannedTask] = field(default_factory=list)
+    events: list[PlannedEvent] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # The CLI's current user (config.json), who is the importing owner: their CLI handle and name.
+    owner_alias: CliWorker | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
+
+
+def event_id(options: ImportOptions, key: str) -> uuid.UUID:
+    """The event id of ``key`` for this file in this tenant (the same on every run)."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{options.tenant_id}\n{options.fingerprint}\n{key}")
+
+
+def worker_key(handle: str) -> str:
+    return f"worker:{handle}"
+
+
+def _task_where(task: CliTask) -> str:
+    return f"tasks[{task.index}] (id {task.id})"
+
+
+class _Planner:
+    def __init__(self, data: CliData, options: ImportOptions, clock: LocalTime) -> None:
+        self.data = data
+        self.options = options
+        self.clock = clock
+        self.plan = Plan(problems=[])
+        self.workers = {w.handle: w for w in data.workers}
+        self.projects = {p.slug: p for p in data.projects}
+        self.tasks = {t.id: t for t in data.tasks}
+        alias = data.config.current_user
+        alias_worker = self.workers.get(alias) if alias else None
+        if (
+            alias_worker is not None
+            and alias_worker.type == "human"
+            and (alias not in options.user_subs)
+        ):
+            self.plan.owner_alias = alias_worker
+
+    def fail(self, where: str, message: str) -> None:
+        self.plan.problems.append(Problem(where, message))
+
+    def warn(self, where: str, message: str) -> None:
+        self.plan.problems.append(Problem(where, message, fatal=False))
+
+    def key_of(self, handle: str) -> str:
+        alias = self.plan.owner_alias
+        return OWNER_KEY if alias is not None and alias.handle == handle else worker_key(handle)
+
+    # -- workers and projects ------------------------------------------------------------------
+    def map_workers(self) -> None:
+        for handle in self.options.user_subs:
+            if handle not in self.workers:
+                self.fail(f"--user {handle}", "no worker with this handle in the file")
+            elif self.workers[handle].type != "human":
+                self.fail(f"--user {handle}", "only a human worker can be mapped to an SSO user")
+        for worker in self.data.workers:
+            if self.key_of(worker.handle) == OWNER_KEY:
+                continue
+            self.plan.workers.append(
+                PlannedWorker(
+                    key=worker_key(worker.handle),
+                    handle=worker.handle,
+                    name=worker.name,
+                    type=worker.type,
+                    agent_type=worker.agent_type,
+                    capabilities=list(worker.capabilities),
+                    created_at=self.clock.to_utc(worker.created_at) if worker.created_at else None,
+                    user_id=self.options.user_subs.get(worker.handle),
+                )
+            )
+
+    def map_projects(self) -> None:
+        for project in self.data.projects:
+            self.plan.projects.append(
+                PlannedProject(
+                    f"project:{project.slug}", project.slug, project.name, project.description
+                )
+            )
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def _deleted_ids(self) -> set[int]:
+        return {
+            e.task_id for e in self.data.audit if e.action == "deleted" and e.task_id is not None
+        }
+
+    def _parents(self) -> dict[int, int | None]:
+        """Each valid task's parent (``None`` for roots and orphans), problems recorded."""
+        deleted = self._deleted_ids()
+        parents: dict[int, int | None] = {}
+        for task in self.data.tasks:
+            where = _task_where(task)
+            pid = task.parent_id
+            if pid is None:
+                parents[task.id] = None
+            elif pid == task.id:
+                self.fail(where, "is its own parent")
+            elif pid in self.tasks:
+                parent = self.tasks[pid]
+                if parent.project_slug != task.project_slug:
+                    self.fail(
+                        where,
+                        f"parent {pid} is in project {parent.project_slug!r}, "
+                        f"not {task.project_slug!r}",
+                    )
+                else:
+                    parents[task.id] = pid
+            elif pid in self.data.refused_tasks:
+                pass  # the parent's own problem is reported; this branch is refused with it
+            elif pid in deleted:
+                self.warn(
+                    where,
+                    f"orphaned subtask: parent {pid} was deleted in the CLI; "
+                    "imported without a parent",
+                )
+                parents[task.id] = None
+            else:
+                self.fail(where, f"dangling parent: no task {pid} (and no record of its deletion)")
+        return parents
+
+    def _ordered(self, parents: dict[int, int | None]) -> list[CliTask]:
+        """Tasks with every parent before its children; tasks in a parent cycle (or under a
+        refused parent) are refused."""
+        depth: dict[int, int] = {}
+        refused: set[int] = set()
+        for task in self.data.tasks:
+            path: list[int] = []
+            current: int | None = task.id
+            base: int | None = None
+            while current is not None:
+                if current in depth:
+                    base = depth[current]
+                    break
+                if current in refused or current not in parents:
+                    break
+                if current in path:
+                    cycle = [*path[path.index(current) :], current]
+                    self.fail(
+                        _task_where(self.tasks[current]),
+                        "circular parent chain: " + " -> ".join(map(str, cycle)),
+                    )
+                    break
+                path.append(current)
+                current = parents[current]
+                if current is None:
+                    base = -1
+            if base is None:
+                refused.update(path)
+                continue
+            for member in reversed(path):
+                base += 1
+                depth[member] = base
+        ordered = [t for t in self.data.tasks if t.id in depth]
+        return sorted(ordered, key=lambda t: (depth[t.id], t.index))
+
+    def _task_entries(self) -> tuple[dict[int, list[CliAuditEntry]], set[int]]:
+        """Audit entries of each current task (by time), and positions of entries whose task
+        id belongs to a task deleted in the CLI."""
+        by_task: dict[int, list[CliAuditEntry]] = defaultdict(list)
+        stale: set[int] = set()
+        for entry in self.data.audit:
+            if entry.task_id is None:
+                continue
+            task = self.tasks.get(entry.task_id)
+            if task is None or entry.timestamp < task.created_at - _SAME_TASK_SLACK:
+                stale.add(entry.index)
+            else:
+                by_task[entry.task_id].append(entry)
+        for entries in by_task.values():
+            entries.sort(key=lambda e: (e.timestamp, e.index))
+        return by_task, stale
+
+    def map_tasks(self) -> dict[int, list[CliAuditEntry]]:
+        parents = self._parents()
+        by_task, _ = self._task_entries()
+        ordered = self._ordered(parents)
+        valid = {t.id for t in ordered}
+        stats = {"started": 0, "started_known": 0, "completed": 0, "completed_known": 0}
+        for task in self.data.tasks:
+            where = _task_where(task)
+            refused = self.data.refused_workers
+            if task.project_slug not in self.projects:
+                if task.project_slug not in self.data.refused_projects:
+                    self.fail(where, f"project {task.project_slug!r} does not exist")
+                valid.discard(task.id)
+            if task.assigned_to is not None and task.assigned_to not in self.workers:
+                if task.assigned_to not in refused:
+                    self.fail(where, f"dangling assignee: no worker {task.assigned_to}")
+                valid.discard(task.id)
+            if task.created_by not in self.workers:
+                if task.created_by not in refused:
+                    self.fail(where, f"created_by {task.created_by} is not a worker in the file")
+                valid.discard(task.id)
+        for task in ordered:
+            if task.id not in valid:
+                continue
+            started, completed = derive_work_times(task, by_task.get(task.id, []))
+            if task.status != "pending":
+                stats["started"] += 1
+                stats["started_known"] += started is not None
+            if task.status == "completed":
+                stats["completed"] += 1
+                stats["completed_known"] += completed is not None
+            pattern = (task.recurrence or "").strip()
+            if pattern and pattern not in RECURRENCE_PATTERNS:
+                self.warn(
+                    _task_where(task),
+                    f"recurrence {pattern!r} is not one of "
+                    f"{', '.join(RECURRENCE_PATTERNS)}; imported as not recurring",
+                )
+                pattern = ""
+            parent = parents.get(task.id)
+            self.plan.tasks.append(
+                PlannedTask(
+                    key=f"task:{task.id}",
+                    cli_id=task.id,
+                    project_key=f"project:{task.project_slug}",
+                    parent_key=f"task:{parent}" if parent is not None else None,
+                    assignee_key=self.key_of(task.assigned_to) if task.assigned_to else None,
+                    creator_key=self.key_of(task.created_by),
+                    title=task.title,
+                    description=task.description,
+                    status=task.status,
+                    priority=task.priority,
+                    progress_percent=task.progress_percent,
+                    tags=list(task.tags),
+                    due_date=self.clock.to_utc(task.due_date) if task.due_date else None,
+                    is_recurring=bool(pattern),
+                    recurrence_pattern=pattern or None,
+                    started_at=self.clock.to_utc(started) if started else None,
+                    completed_at=self.clock.to_utc(completed) if completed else None,
+                    created_at=self.clock.to_utc(task.created_at),
+                    updated_at=self.clock.to_utc(task.updated_at),
+                )
+            )
+        if stats["started"]:
+            self.plan.notes.append(
+                f"started_at derived from the history for {stats['started_known']} of "
+                f"{stats['started']} started tasks; completed_at for "
+                f"{stats['completed_known']} of {stats['completed']} completed tasks "
+                "(the rest stay empty)"
+            )
+        return by_task
+
+    def map_members(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for task in self.plan.tasks:
+            for key in (task.assignee_key, task.creator_key):
+                if key is None or key == OWNER_KEY or (task.project_key, key) in seen:
+                    continue
+                seen.add((task.project_key, key))
+                slug = task.project_key.split(":", 1)[1]
+                handle = key.split(":", 1)[1]
+                self.plan.members.append(
+                    PlannedMember(f"member:{slug}:{handle}", task.project_key, key)
+                )
+
+    # -- audit ---------------------------------------------------------------------------------
+    def map_events(self) -> None:
+        _, stale = self._task_entries()
+        planned = {t.cli_id for t in self.plan.tasks}
+        unknown_actors: dict[str, int] = defaultdict(int)
+        deleted_tasks = 0
+        for entry in self.data.audit:
+            where = f"audit_logs[{entry.index}]" + (f" (id {entry.id})" if entry.id else "")
+            project_key = (
+                f"project:{entry.project_slug}" if entry.project_slug in self.projects else None
+            )
+            if entry.task_id is not None and entry.index not in stale:
+                if entry.task_id not in planned:
+                    continue  # the task itself was refused; its problem is already reported
+                task = self.tasks[entry.task_id]
+                entity_type, entity_key = "task", f"task:{task.id}"
+                project_key = f"project:{task.project_slug}"
+            elif entry.task_id is not None:
+                entity_type, entity_key = "cli_task", None
+                deleted_tasks += 1
+            elif project_key is not None:
+                entity_type, entity_key = "project", project_key
+            else:
+                self.warn(
+                    where,
+                    "names neither a task nor a known project; imported as a tenant-level entry",
+                )
+                entity_type, entity_key = "cli_task", None
+            size = len(json.dumps(entry.context, default=str).encode())
+            if size > _CONTEXT_MAX_BYTES:
+                self.fail(where, f"context is {size} bytes of JSON (at most {_CONTEXT_MAX_BYTES})")
+                continue
+            if entry.actor not in self.workers:
+                unknown_actors[entry.actor] += 1
+            local = entry.timestamp
+            offset = format_offset(self.clock.offset_of(local))
+            details: dict[str, Any] = {
+                **entry.context,
+                "imported_from": "cli",
+                "cli_audit_id": entry.id,
+                "cli_task_id": entry.task_id,
+                "cli_project_slug": entry.project_slug,
+                "local_time": entry.raw_timestamp,
+                "utc_offset": offset,
+            }
+            key = f"audit:{entry.index}"
+            self.plan.events.append(
+                PlannedEvent(
+                    key=key,
+                    event_id=event_id(self.options, key),
+                    entity_type=entity_type,
+                    entity_key=entity_key,
+                    cli_entity_id=entry.task_id or 0,
+                    project_key=project_key,
+                    action=entry.action,
+                    actor_key=self.key_of(entry.actor) if entry.actor in self.workers else None,
+                    actor_handle=entry.actor,
+                    actor_type=entry.actor_type,
+                    details={k: v for k, v in details.items() if v is not None},
+                    occurred_at=self.clock.to_utc(local),
+                )
+            )
+        for handle, count in sorted(unknown_actors.items()):
+            self.warn(
+                f"audit_logs actor {handle}",
+                f"not a worker in the file ({count} entries); imported with the handle only",
+            )
+        if deleted_tasks:
+            self.plan.notes.append(
+                f"{deleted_tasks} audit entries belong to tasks deleted in the CLI; imported with "
+                "entity_type cli_task and the CLI task id"
+            )
+
+
+def derive_work_times(
+    task: CliTask, entries: list[CliAuditEntry]
+) -> tuple[datetime | None, datetime | None]:
+    """(started_at, completed_at) from a task's history (entries in time order), local time.
+
+    Started: the first ``started`` (or an ``updated`` to in_progress), for a task that is no
+    longer pending. Completed: the last ``completed``/``approved`` (or ``updated`` to
+    completed), for a task that is completed now. Anything else stays unknown (``None``)."""
+
+    def status_of(entry: CliAuditEntry) -> Any:
+        return entry.context.get("status") if entry.action == "updated" else None
+
+    started = completed = None
+    if task.status != "pending":
+        for entry in entries:
+            if entry.action == "started" or status_of(entry) == "in_progress":
+                started = entry.timestamp
+                break
+    if task.status == "completed":
+        for entry in reversed(entries):
+            if entry.action in ("completed", "approved") or status_of(entry) == "completed":
+                completed = entry.timestamp
+                break
+    return started, completed
+
+
+def build_plan(data: CliData, options: ImportOptions, clock: LocalTime) -> Plan:
+    """Everything the import will write, in dependency order, and every problem found."""
+    planner = _Planner(data, options, clock)
+    planner.map_workers()
+    planner.map_projects()
+    planner.map_tasks()
+    planner.map_members()
+    planner.map_events()
+    return planner.plan
