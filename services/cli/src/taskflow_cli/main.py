@@ -15,6 +15,7 @@ from taskflow_core.logging import configure_logging
 
 from .devtoken import add_token_parser, cmd_token
 from .embedded import start_embedded_postgres
+from .importer import command as import_cli
 from .stack import SERVICES, all_in_one, migrate
 
 log = structlog.get_logger("taskflow.cli")
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument("--service", choices=list(SERVICES), action="append")
 
     add_token_parser(sub)
+    import_cli.add_parser(sub)
     return parser
 
 
@@ -111,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dev":
             return cmd_dev(args.host, args.port)
+        if args.command == "import-cli":
+            return import_cli.run(args)
         settings = Settings.from_env()
         configure_logging(settings)
         if args.command == "token":
