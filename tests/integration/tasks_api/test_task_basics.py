@@ -100,3 +100,30 @@ def test_workflow_through_the_api(make_user: MakeUser, outbox: Outbox) -> None:
         ("status_changed", {"before": "in_progress", "after": "review"}),
         ("approved", {"from_status": "review", "to_status": "completed"}),
     ]
+
+
+def test_every_task_route_is_documented(tasks_url: str) -> None:
+    import httpx
+
+    spec = httpx.get(f"{tasks_url}/openapi.json").json()
+    expected = {
+        "/api/tasks/recent": {"get"},
+        "/api/projects/{project_id}/tasks": {"get", "post"},
+        "/api/tasks/{task_id}": {"get", "put", "delete"},
+        "/api/tasks/{task_id}/status": {"patch"},
+        "/api/tasks/{task_id}/progress": {"patch"},
+        "/api/tasks/{task_id}/assign": {"patch"},
+        "/api/tasks/{task_id}/subtasks": {"post"},
+        "/api/tasks/{task_id}/approve": {"post"},
+        "/api/tasks/{task_id}/reject": {"post"},
+    }
+    for path, methods in expected.items():
+        assert set(spec["paths"][path]) >= methods, path
+        for method in methods:
+            op = spec["paths"][path][method]
+            ok = next(code for code in op["responses"] if code.startswith("2"))
+            assert "example" in op["responses"][ok]["content"]["application/json"], (path, method)
+            assert "401" in op["responses"] and "422" in op["responses"], (path, method)
+    task_read = spec["components"]["schemas"]["TaskRead"]["properties"]
+    assert "max_occurrences" in task_read and "description" in task_read["max_occurrences"]
+    assert "total number of tasks" in task_read["max_occurrences"]["description"]

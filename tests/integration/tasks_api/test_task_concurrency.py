@@ -1,0 +1,77 @@
+"""Several replicas and racing requests: each recurring task spawns exactly one successor."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+
+from tests.conftest import StartService
+from tests.integration.tasks_api.conftest import MakeUser
+from tests.support.issuer import TestIssuer
+
+
+def test_two_replicas_spawn_each_due_task_once(
+    start_service: StartService, db_url: str, issuer: TestIssuer, db: psycopg.Connection[Any]
+) -> None:
+    env = {"DATABASE_URL": db_url, "SSO_URL": issuer.url, "SCHEDULER_INTERVAL": "0.1"}
+    first = start_service("tasks", **env)
+    start_service("tasks", **env)
+    token = issuer.token(f"user-{uuid.uuid4().hex[:8]}", tenant_id="tenant-r")
+    with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {token}"}) as api:
+        pid = next(p["id"] for p in api.get("/api/projects").json() if p["is_default"])
+        due = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        roots = []
+        for i in range(20):
+            resp = api.post(
+                f"/api/projects/{pid}/tasks",
+                json={
+                    "title": f"r{i}",
+                    "recurrence_pattern": "daily",
+                    "recurrence_trigger": "on_due_date",
+                    "due_date": due,
+                },
+            )
+            assert resp.status_code == 201, resp.text
+            roots.append(resp.json()["id"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = db.execute(
+            "SELECT count(*) AS n FROM tasks.tasks WHERE id = ANY(%s) AND NOT has_spawned_next",
+            (roots,),
+        ).fetchone()
+        if left and left["n"] == 0:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    spawned = db.execute(
+        "SELECT recurring_root_id, count(*) AS n FROM tasks.tasks"
+        " WHERE recurring_root_id = ANY(%s) GROUP BY recurring_root_id",
+        (roots,),
+    ).fetchall()
+    assert sorted(r["recurring_root_id"] for r in spawned) == sorted(roots)
+    assert all(r["n"] == 1 for r in spawned)
+    events = db.execute(
+        "SELECT count(*) AS n FROM tasks.outbox WHERE payload->>'action' = 'spawned_recurring'"
+    ).fetchone()
+    assert events is not None and events["n"] == 20
+
+
+def test_racing_completions_spawn_once(make_user: MakeUser) -> None:
+    alice = make_user()
+    pid = alice.default_project
+    tid = alice.task(pid, recurrence_pattern="daily")["id"]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(
+            pool.map(
+                lambda _: alice.patch(f"/api/tasks/{tid}/status", {"status": "completed"}),
+                range(6),
+            )
+        )
+    assert sorted(r.status_code for r in results) == [200] + [400] * 5
+    assert len(alice.get(f"/api/projects/{pid}/tasks").json()) == 2
