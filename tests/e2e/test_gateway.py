@@ -134,6 +134,9 @@ def test_metrics_are_served_inside_the_deployment(stack: Stack) -> None:
         assert "taskflow_db_pool_waiting_clients" in text
     tasks_metrics = httpx.get(f"{stack.services['tasks'].url}/metrics").text
     assert 'route="/api/projects"' in tasks_metrics
+    assert 'taskflow_outbox_backlog{service="tasks"}' in tasks_metrics
+    verifier_metrics = httpx.get(f"{stack.services['auth-verifier'].url}/metrics").text
+    assert 'taskflow_jwks_cache_age_seconds{service="auth-verifier"}' in verifier_metrics
 
 
 def test_request_id_is_passed_through_or_created(stack: Stack) -> None:

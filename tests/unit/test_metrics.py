@@ -105,3 +105,22 @@ def test_a_failing_gauge_source_does_not_fail_the_scrape() -> None:
     response = falcon.testing.TestClient(app).simulate_get("/metrics")
     assert response.status_code == 200
     assert "taskflow_http_requests_total" in response.text
+
+
+def test_outbox_backlog_comes_from_the_readiness_fact() -> None:
+    async def outbox_check() -> dict[str, object]:
+        return {"outbox": {"backlog": 4, "oldest_age_s": 1.5}}
+
+    app = build_app(
+        service="demo",
+        title="Demo",
+        settings=Settings(),
+        routes=[],
+        lifecycle=Lifecycle(None),
+        readiness=[outbox_check],
+    )
+    text = falcon.testing.TestClient(app).simulate_get("/metrics").text
+    assert sample_value(text, "taskflow_outbox_backlog", service="demo") == 4
+    # A service without an outbox reports no backlog sample at all.
+    plain = falcon.testing.TestClient(make_app()).simulate_get("/metrics").text
+    assert sample_value(plain, "taskflow_outbox_backlog") is None

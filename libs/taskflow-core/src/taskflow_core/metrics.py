@@ -11,9 +11,10 @@ Each app has its own registry, so the three apps of the all-in-one dev process d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import falcon
@@ -141,8 +142,9 @@ class ServiceMetrics:
             except Exception as exc:  # a failing source must not fail the scrape
                 log.warning("metrics_source_failed", metric=gauge._name, error=repr(exc))
                 continue
-            if value is None:
-                gauge.labels(self.service).set(float("nan"))
+            if value is None:  # unknown (no outbox here, keys never fetched): no sample
+                with contextlib.suppress(KeyError):
+                    gauge.remove(self.service)
             else:
                 gauge.labels(self.service).set(float(value))
 
@@ -186,6 +188,20 @@ class MetricsMiddleware:
         route = req.uri_template if resource is not None and req.uri_template else UNMATCHED_ROUTE
         status = falcon.http_status_to_code(resp.status)
         self.metrics.observe(req.method, route, status, time.perf_counter() - started)
+
+
+def outbox_backlog_from(checks: Sequence[Callable[[], Awaitable[dict[str, Any]]]]) -> GaugeSource:
+    """A backlog source reading the ``{"outbox": {"backlog": n}}`` fact that a service's
+    readiness check reports (None when no check reports one)."""
+
+    async def source() -> int | None:
+        for check in checks:
+            outbox = (await check()).get("outbox")
+            if isinstance(outbox, dict) and isinstance(outbox.get("backlog"), int):
+                return int(outbox["backlog"])
+        return None
+
+    return source
 
 
 def install_metrics(

@@ -23,7 +23,7 @@ from .config import Settings
 from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
 from .errors import APIError, error_body, install_error_handlers
 from .logging import RequestContextMiddleware
-from .metrics import ServiceMetrics, install_metrics
+from .metrics import ServiceMetrics, install_metrics, outbox_backlog_from
 from .openapi import build_spec, mount_docs
 from .ratelimit import RateLimitMiddleware
 from .routing import Operation, Route
@@ -208,6 +208,7 @@ def build_app(
     all_routes = health_routes(title, version, lifecycle.pool, checks) + list(routes)
     metrics, metrics_middleware, metrics_route = install_metrics(service, lifecycle.pool)
     all_routes.append(metrics_route)
+    metrics.track_outbox_backlog(outbox_backlog_from(readiness))
     if authenticator is not None:
         metrics.track_jwks_cache_age(lambda: authenticator.jwks.age)
     auth = [AuthMiddleware(authenticator, all_routes)] if authenticator is not None else []
