@@ -130,3 +130,26 @@ def app_connections(admin_url: str, dbname: str) -> list[dict[str, Any]]:
         )
         names = [c.name for c in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+@contextmanager
+def running_stack(
+    admin_url: str,
+    template: str,
+    issuer: TestIssuer,
+    log_dir: Path,
+    services: tuple[str, ...] = ("tasks", "audit"),
+    **env: str,
+) -> Iterator[Stack]:
+    """A stack on a database of its own, for a whole test module (stopped and dropped after)."""
+    from tests.support.postgres import create_database, drop_database
+
+    url = create_database(admin_url, template=template)
+    stack = Stack(db_url=url, issuer=issuer, log_dir=log_dir, env=dict(env))
+    try:
+        for name in services:
+            stack.start(name)
+        yield stack
+    finally:
+        stack.stop_all()
+        drop_database(admin_url, url)
