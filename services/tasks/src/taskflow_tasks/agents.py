@@ -11,7 +11,7 @@ import psycopg
 from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest, Conflict, NotFound
 from taskflow_core.routing import Operation, Route
-from taskflow_core.schemas import load_body, load_query, parse_id
+from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from . import core_rules, store_workers
 from .core_schemas import (
@@ -19,7 +19,6 @@ from .core_schemas import (
     AgentCreateSchema,
     AgentListQuerySchema,
     AgentUpdateSchema,
-    OkSchema,
     WorkerReadSchema,
 )
 from .deps import TasksDeps

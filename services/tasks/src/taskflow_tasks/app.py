@@ -8,6 +8,7 @@ background work: the outbox relay (``relay.relay_work``) and the expiry of idemp
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 from types import ModuleType
 
@@ -19,7 +20,13 @@ from taskflow_core.db import create_pool, transaction
 from taskflow_core.http import create_http_client
 from taskflow_core.logging import configure_logging
 from taskflow_core.routing import Route
-from taskflow_core.service import BackgroundWork, Lifecycle, ServiceApp, build_app
+from taskflow_core.service import (
+    BackgroundWork,
+    Lifecycle,
+    ReadinessCheck,
+    ServiceApp,
+    build_app,
+)
 
 from . import SERVICE, store_idempotency
 from .deps import TasksDeps
@@ -66,9 +73,10 @@ def idempotency_purge(deps: TasksDeps) -> BackgroundWork:
 
 def _team_parts(
     deps: TasksDeps, pool: psycopg_pool.AsyncConnectionPool
-) -> tuple[list[Route], list[BackgroundWork]]:
+) -> tuple[list[Route], list[BackgroundWork], list[ReadinessCheck]]:
     routes: list[Route] = []
     background: list[BackgroundWork] = []
+    readiness: list[ReadinessCheck] = []
     tasks = _optional_module("tasks")
     if tasks is not None:
         routes.extend(tasks.task_routes(deps))
@@ -79,8 +87,11 @@ def _team_parts(
         routes.extend(internal.internal_routes(deps))
     relay = _optional_module("relay")
     if relay is not None:
+        # The relay makes its own client: it carries the tasks service's credential for the
+        # audit service, which the shared client (also used towards the SSO) must not send.
         background.append(relay.relay_work(deps.settings, pool))
-    return routes, background
+        readiness.append(functools.partial(relay.outbox_backlog, pool))
+    return routes, background, readiness
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -92,7 +103,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     deps = TasksDeps(
         settings=settings, pool=pool, http=http, provisioner=Provisioner(pool, settings)
     )
-    team_routes, team_background = _team_parts(deps, pool)
+    team_routes, team_background, team_readiness = _team_parts(deps, pool)
 
     async def close_clients() -> None:
         await authenticator.close()
@@ -110,4 +121,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         routes=core_routes(deps) + team_routes,
         lifecycle=lifecycle,
         authenticator=authenticator,
+        readiness=team_readiness,
     )

@@ -95,10 +95,6 @@ class ProjectDeletedSchema(StrictSchema):
     deleted_tasks = fields.Integer()
 
 
-class OkSchema(StrictSchema):
-    ok = fields.Boolean()
-
-
 # Members ----------------------------------------------------------------------------------
 class MemberReadSchema(StrictSchema):
     id = fields.Integer(metadata={"description": "Membership id (DELETE .../members/{id})"})

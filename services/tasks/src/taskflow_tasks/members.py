@@ -10,7 +10,7 @@ import falcon.asgi
 from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest, NotFound
 from taskflow_core.routing import Operation, Route
-from taskflow_core.schemas import load_body, load_query, parse_id
+from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from . import access, core_rules, store_members, store_workers
 from .core_schemas import (
@@ -19,7 +19,6 @@ from .core_schemas import (
     MemberReadSchema,
     MemberSearchQuerySchema,
     MemberSearchResultSchema,
-    OkSchema,
 )
 from .deps import TasksDeps
 from .outbox import record_event

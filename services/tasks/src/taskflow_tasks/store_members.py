@@ -86,7 +86,9 @@ async def search(
     by name, then id. ``total`` on each row is the full match count."""
     pattern = _like_contains(query.lower()) if query else None
     if project_id is not None:
-        scope = "w.id IN (SELECT worker_id FROM tasks.project_members WHERE project_id = %(project)s)"
+        scope = (
+            "w.id IN (SELECT worker_id FROM tasks.project_members WHERE project_id = %(project)s)"
+        )
     else:
         scope = """(
             w.tenant_id = %(tenant)s

@@ -89,8 +89,8 @@ async def insert_project(
     cur = await conn.execute(
         """
         WITH project AS (
-            INSERT INTO tasks.projects (tenant_id, slug, name, description, owner_id, owner_worker_id,
-                                  is_default, created_at, updated_at)
+            INSERT INTO tasks.projects (tenant_id, slug, name, description, owner_id,
+                                        owner_worker_id, is_default, created_at, updated_at)
             VALUES (%(tenant)s, %(slug)s, %(name)s, %(description)s, %(owner)s, %(worker)s,
                     %(is_default)s, %(now)s, %(now)s)
             ON CONFLICT DO NOTHING
@@ -146,5 +146,6 @@ async def delete_tasks(conn: Conn, project_id: int) -> list[Row]:
 
 async def soft_delete(conn: Conn, project_id: int, now: datetime) -> None:
     await conn.execute(
-        "UPDATE tasks.projects SET deleted_at = %s, updated_at = %s WHERE id = %s", (now, now, project_id)
+        "UPDATE tasks.projects SET deleted_at = %s, updated_at = %s WHERE id = %s",
+        (now, now, project_id),
     )

@@ -105,7 +105,8 @@ async def insert_worker(
 
 async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
     cur = await conn.execute(
-        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE user_id = %s AND type = 'human'", (user_id,)
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE user_id = %s AND type = 'human'",
+        (user_id,),
     )
     return await cur.fetchone()
 
@@ -155,7 +156,8 @@ async def update_agent(conn: Conn, worker_id: int, changes: dict[str, Any], now:
     sets.append("updated_at = %s")
     values.extend([now, worker_id])
     cur = await conn.execute(
-        f"UPDATE tasks.workers SET {', '.join(sets)} WHERE id = %s RETURNING {WORKER_COLUMNS}", values
+        f"UPDATE tasks.workers SET {', '.join(sets)} WHERE id = %s RETURNING {WORKER_COLUMNS}",
+        values,
     )
     row = await cur.fetchone()
     assert row is not None
