@@ -188,3 +188,26 @@ def test_workers_overview_sso_unreachable_is_502(
     )
     assert r.status_code == 502
     assert r.json()["error"].startswith("Failed to connect to SSO:")
+
+
+def test_idempotent_agent_and_member_creation(make_user, db: Database) -> None:
+    alice: User = make_user("alice-idem-agents")
+    pid = alice.post("/api/projects", json={"slug": "idem", "name": "Idem"}).json()["id"]
+    body = {**AGENT, "handle": "@idem-bot"}
+    key = {"Idempotency-Key": "agent-1"}
+    first = alice.post("/api/workers/agents", json=body, headers=key)
+    again = alice.post("/api/workers/agents", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(db.events(entity_type="worker", entity_id=first.json()["id"])) == 1
+
+    member_key = {"Idempotency-Key": "member-1"}
+    add = {"agent_id": first.json()["id"]}
+    one = alice.post(f"/api/projects/{pid}/members", json=add, headers=member_key)
+    two = alice.post(f"/api/projects/{pid}/members", json=add, headers=member_key)
+    assert (one.status_code, two.status_code) == (201, 201)  # not "Already a member"
+    assert two.json() == one.json()
+    assert len(db.events(entity_type="project", entity_id=pid, action="member_added")) == 1
+    # the same key on another endpoint is a different request: 422
+    reused = alice.post("/api/projects", json={"slug": "x", "name": "X"}, headers=member_key)
+    assert reused.status_code == 422

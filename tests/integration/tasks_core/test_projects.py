@@ -218,3 +218,24 @@ def test_idempotency_key_replays_and_writes_once(make_user, db: Database) -> Non
         "/api/projects", json={"slug": "twice", "name": "Two"}, headers={"Idempotency-Key": "k2"}
     )
     assert retry.status_code == 201
+
+
+def test_concurrent_requests_with_one_idempotency_key_write_once(make_user, db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice: User = make_user("alice-idem-race")
+    alice.get("/api/projects")
+    body = {"slug": "raced", "name": "Raced"}
+
+    def post(_: int) -> tuple[int, dict]:
+        r = alice.post("/api/projects", json=body, headers={"Idempotency-Key": "race"})
+        return r.status_code, r.json()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(post, range(6)))
+    assert {status for status, _ in results} == {201}
+    assert len({body["id"] for _, body in results}) == 1
+    assert db.value("SELECT count(*) FROM tasks.projects WHERE slug = 'raced'") == 1
+    assert (
+        len(db.events(entity_type="project", action="created", entity_id=results[0][1]["id"])) == 1
+    )
