@@ -81,31 +81,32 @@ async def search(
 ) -> list[Row]:
     """Workers visible in ``tenant_id`` whose handle or name contains ``query``.
 
-    Visible: the tenant's agents, humans whose home tenant it is, and humans who belong to a
-    live project of it. With ``project_id``: only that project's members. Humans first, then
-    by name, then id. ``total`` on each row is the full match count."""
+    Visible: workers whose home tenant it is (its agents; humans who first logged in there) and
+    the members of its live projects. With ``project_id``: only that project's members.
+    Humans first, then by name, then id. ``total`` on each row is the full match count."""
     pattern = _like_contains(query.lower()) if query else None
     if project_id is not None:
-        scope = (
-            "w.id IN (SELECT worker_id FROM tasks.project_members WHERE project_id = %(project)s)"
-        )
+        visible = "SELECT worker_id AS id FROM tasks.project_members WHERE project_id = %(project)s"
     else:
-        scope = """(
-            w.tenant_id = %(tenant)s
-            OR (w.type = 'human' AND EXISTS (
-                SELECT 1 FROM tasks.project_members m JOIN tasks.projects p ON p.id = m.project_id
-                WHERE m.worker_id = w.id AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL))
-        )"""
+        # Two index lookups, not a scan of every worker: the tenant's own workers, and the
+        # members of its live projects.
+        visible = """
+            SELECT id FROM tasks.workers WHERE tenant_id = %(tenant)s
+            UNION
+            SELECT m.worker_id FROM tasks.project_members m
+            JOIN tasks.projects p ON p.id = m.project_id
+            WHERE p.tenant_id = %(tenant)s AND p.deleted_at IS NULL"""
     text_filter = (
-        "AND (lower(w.handle) LIKE %(pattern)s OR lower(w.name) LIKE %(pattern)s)"
+        "WHERE (lower(w.handle) LIKE %(pattern)s OR lower(w.name) LIKE %(pattern)s)"
         if pattern
         else ""
     )
     cur = await conn.execute(
         f"""
+        WITH visible AS ({visible})
         SELECT w.id, w.handle, w.name, w.type, count(*) OVER () AS total
-        FROM tasks.workers w
-        WHERE {scope} {text_filter}
+        FROM visible v JOIN tasks.workers w ON w.id = v.id
+        {text_filter}
         ORDER BY w.type DESC, w.name ASC, w.id ASC
         LIMIT %(limit)s
         """,
