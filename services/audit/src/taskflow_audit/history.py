@@ -109,6 +109,12 @@ class AuditHistory:
                 }
             )
             counts[done.outcome] += 1
+        log.info(
+            "audit_ingested",
+            stored=counts["stored"],
+            duplicates=counts["duplicate"],
+            rejected=counts["rejected"],
+        )
         if counts["rejected"]:
             log.warning(
                 "audit_events_rejected",

@@ -243,21 +243,7 @@ class AuditStore:
         async with transaction(self.pool) as conn:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = await read_head(conn)
-            cur = await conn.execute(
-                "SELECT e.id, e.event_id, e.tenant_id, e.project_id, e.entity_type, e.entity_id,"
-                " e.action, e.actor_id, e.actor_handle, e.actor_type, e.details, e.created_at,"
-                " e.recorded_at, e.prev_hash, e.hash,"
-                " p.hash AS predecessor_hash, n.prev_hash AS successor_prev_hash"
-                " FROM audit.entries e"
-                " LEFT JOIN audit.entries p ON p.id = e.id - 1"
-                " LEFT JOIN audit.entries n ON n.id = e.id + 1"
-                " WHERE e.project_id = %s ORDER BY e.id",
-                (project_id,),
-            )
-            linked = [
-                LinkedEntry(row, row["predecessor_hash"], row["successor_prev_hash"])
-                for row in await cur.fetchall()
-            ]
+            linked = await read_project_chain(conn, project_id)
         return head, linked
 
 
@@ -267,6 +253,28 @@ async def read_head(conn: psycopg.AsyncConnection[Any]) -> ChainHead:
     if row is None:
         return ChainHead(0, GENESIS_HASH)
     return ChainHead(int(row["last_id"]), str(row["last_hash"]))
+
+
+async def read_project_chain(
+    conn: psycopg.AsyncConnection[Any], project_id: int
+) -> list[LinkedEntry]:
+    """The entries of ``project_id`` in id order, with the stored hash of the entry before
+    each and the ``prev_hash`` of the entry after it (whatever project those belong to)."""
+    cur = await conn.execute(
+        "SELECT e.id, e.event_id, e.tenant_id, e.project_id, e.entity_type, e.entity_id,"
+        " e.action, e.actor_id, e.actor_handle, e.actor_type, e.details, e.created_at,"
+        " e.recorded_at, e.prev_hash, e.hash,"
+        " p.hash AS predecessor_hash, n.prev_hash AS successor_prev_hash"
+        " FROM audit.entries e"
+        " LEFT JOIN audit.entries p ON p.id = e.id - 1"
+        " LEFT JOIN audit.entries n ON n.id = e.id + 1"
+        " WHERE e.project_id = %s ORDER BY e.id",
+        (project_id,),
+    )
+    return [
+        LinkedEntry(row, row["predecessor_hash"], row["successor_prev_hash"])
+        for row in await cur.fetchall()
+    ]
 
 
 async def iter_chain(

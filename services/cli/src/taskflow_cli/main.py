@@ -13,6 +13,7 @@ import uvicorn
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.logging import configure_logging
 
+from .audit_verify import add_audit_parser, cmd_audit
 from .devtoken import add_token_parser, cmd_token
 from .embedded import start_embedded_postgres
 from .importer import command as import_cli
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument("--service", choices=list(SERVICES), action="append")
 
     add_token_parser(sub)
+    add_audit_parser(sub)
     import_cli.add_parser(sub)
     return parser
 
@@ -119,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings)
         if args.command == "token":
             return cmd_token(settings, args)
+        if args.command == "audit":
+            return cmd_audit(settings, args)
         if args.command == "migrate":
             return cmd_migrate(settings, args.service)
         if args.command == "serve":

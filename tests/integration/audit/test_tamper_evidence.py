@@ -1,0 +1,127 @@
+"""The audit table refuses changes in SQL itself, and an entry altered anyway (by a superuser
+who disables the trigger) is found by `taskflow audit verify` and GET /api/audit/verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+import pytest
+
+from .conftest import AuditStack, MakeUser, wait_delivered
+
+
+def run_verify(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskflow_cli.main", "audit", "verify", *args],
+        env={**os.environ, "DATABASE_URL": db_url, "LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def history(stack: AuditStack, make_user: MakeUser, db: psycopg.Connection[dict[str, Any]]):
+    stack.start_audit()
+    stack.start_tasks()
+    alice = make_user()
+    project = alice.new_project()
+    for i in range(6):
+        alice.new_task(project, f"Task {i}")
+    wait_delivered(db)
+    return alice, project
+
+
+REFUSED = [
+    "UPDATE audit.entries SET action = 'forged' WHERE id = 3",
+    "DELETE FROM audit.entries WHERE id = 3",
+    "TRUNCATE audit.entries",
+    "DELETE FROM audit.chain_head",
+    "UPDATE audit.chain_head SET last_id = 0",
+    "TRUNCATE audit.chain_head",
+]
+
+
+def test_changes_in_sql_are_refused_by_the_database(
+    history: Any, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    before = db.execute("SELECT count(*) AS n FROM audit.entries").fetchone()
+    for statement in REFUSED:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"append-only|head"):
+            db.execute(statement)
+    assert db.execute("SELECT count(*) AS n FROM audit.entries").fetchone() == before
+    # Grants too: nobody holds UPDATE/DELETE/TRUNCATE on the entries (superusers skip grants,
+    # which is why the triggers exist).
+    acl = db.execute(
+        "SELECT array_to_string(relacl, ',') AS acl FROM pg_class"
+        " WHERE oid = 'audit.entries'::regclass"
+    ).fetchone()
+    assert acl is not None
+    for grant in str(acl["acl"]).split(","):
+        privileges = grant.split("=")[1].split("/")[0]
+        assert not set("wdD") & set(privileges), grant
+
+
+def test_an_entry_altered_by_a_superuser_is_reported_at_its_position(
+    history: Any, db: psycopg.Connection[dict[str, Any]], db_url: str
+) -> None:
+    alice, project = history
+    intact = run_verify(db_url)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "OK" in intact.stdout
+    total = db.execute("SELECT last_id FROM audit.chain_head").fetchone()["last_id"]  # type: ignore[index]
+    target = db.execute(
+        "SELECT id FROM audit.entries WHERE project_id = %s AND entity_type = 'task'"
+        " ORDER BY id OFFSET 2 LIMIT 1",
+        (project,),
+    ).fetchone()["id"]  # type: ignore[index]
+    assert 1 < target < total
+
+    # A superuser bypasses grants but must switch the trigger off to rewrite history.
+    db.execute("ALTER TABLE audit.entries DISABLE TRIGGER entries_no_update")
+    db.execute(
+        'UPDATE audit.entries SET details = \'{"title": "nothing to see"}\' WHERE id = %s',
+        (target,),
+    )
+    db.execute("ALTER TABLE audit.entries ENABLE TRIGGER entries_no_update")
+
+    broken = run_verify(db_url)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"BROKEN at position {target}" in broken.stdout
+    as_json = json.loads(run_verify(db_url, "--json").stdout)
+    assert as_json["ok"] is False
+    assert as_json["first_broken"]["position"] == target
+    assert as_json["first_broken"]["reason"] == "hash"
+    scoped = run_verify(db_url, "--project-id", str(project))
+    assert scoped.returncode == 1 and f"position {target}" in scoped.stdout
+
+    # The project owner sees the same through the API.
+    report = alice.audit.get("/api/audit/verify", params={"project_id": project}).json()
+    assert report["ok"] is False
+    assert report["first_broken"]["position"] == target
+    assert report["first_broken"]["entry_id"] == target
+
+
+def test_rehashed_forgery_breaks_the_next_link(
+    history: Any, db: psycopg.Connection[dict[str, Any]], db_url: str
+) -> None:
+    """Recomputing the forged entry's own hash does not help: its successor no longer links."""
+    from taskflow_audit.chain import entry_hash
+
+    row = db.execute("SELECT * FROM audit.entries WHERE id = 2").fetchone()
+    assert row is not None
+    forged = {**row, "action": "forged"}
+    db.execute("ALTER TABLE audit.entries DISABLE TRIGGER USER")
+    db.execute(
+        "UPDATE audit.entries SET action = 'forged', hash = %s WHERE id = 2",
+        (entry_hash(row["prev_hash"], forged),),
+    )
+    db.execute("ALTER TABLE audit.entries ENABLE TRIGGER USER")
+    report = json.loads(run_verify(db_url, "--json").stdout)
+    assert report["first_broken"]["position"] == 3
+    assert report["first_broken"]["reason"] == "link"
