@@ -16,18 +16,23 @@ import statistics
 import time
 import uuid
 import warnings
+from collections.abc import Awaitable, Callable
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from taskflow_core.auth import ServiceCredentials, create_authenticator
+from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
+from taskflow_core.auth import Identity, ServiceCredentials, create_authenticator
 from taskflow_core.config import Settings
 
 warnings.filterwarnings("ignore", message="EdDSA is deprecated")
 
 
 def make_key(alg: str) -> RSAKey | ECKey | OKPKey:
-    params = {"kid": f"{alg.lower()}-{uuid.uuid4().hex[:6]}", "alg": alg, "use": "sig"}
+    params: KeyParameters = {
+        "kid": f"{alg.lower()}-{uuid.uuid4().hex[:6]}",
+        "alg": alg,
+        "use": "sig",
+    }
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params)
     if alg == "ES256":
@@ -51,7 +56,9 @@ def user_token(key: RSAKey | ECKey | OKPKey, alg: str) -> str:
     return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg])
 
 
-async def measure(authenticate, token: str, iterations: int, rounds: int = 5) -> list[float]:  # type: ignore[no-untyped-def]
+async def measure(
+    authenticate: Callable[[str], Awaitable[Identity]], token: str, iterations: int, rounds: int = 5
+) -> list[float]:
     """µs per call, one figure per round (the median of rounds is reported)."""
     for _ in range(min(200, iterations)):  # warm-up
         await authenticate(token)
@@ -75,7 +82,7 @@ async def main(iterations: int) -> None:
     async with httpx.AsyncClient() as http:
         authenticator = create_authenticator(settings, http, service="tasks")
         authenticator.jwks.seed(
-            KeySet(list(keys.values())).as_dict(private=False), fetched_at=time.time()
+            dict(KeySet(list(keys.values())).as_dict(private=False)), fetched_at=time.time()
         )
         cases = {alg: user_token(key, alg) for alg, key in keys.items()}
         cases["service (HS256)"] = ServiceCredentials(settings, "audit").token_for("tasks")

@@ -17,13 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
 
 ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 
 
 def generate_key(alg: str, kid: str | None = None) -> Any:
-    params = {"kid": kid or f"{alg.lower()}-{uuid.uuid4().hex[:8]}", "alg": alg, "use": "sig"}
+    params: KeyParameters = {
+        "kid": kid or f"{alg.lower()}-{uuid.uuid4().hex[:8]}",
+        "alg": alg,
+        "use": "sig",
+    }
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params)
     if alg == "ES256":
@@ -94,7 +98,7 @@ class TestIssuer:
         return f"{signing_input}.{_b64(signature)}"
 
     def jwks(self) -> dict[str, Any]:
-        return KeySet(list(self.keys.values())).as_dict(private=False)
+        return dict(KeySet(list(self.keys.values())).as_dict(private=False))
 
     def token(
         self,

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ def mint(data_dir: Path, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def _environ(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def _environ(env: dict[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
