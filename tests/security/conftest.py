@@ -113,13 +113,14 @@ def build_world(stack: Stack, issuer: TestIssuer) -> World:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(
     pg_admin_url: str,
     template_db: str,
     issuer: TestIssuer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
+    """One world for the whole security suite (the attacks must not change it anyway)."""
     with running_stack(
         pg_admin_url,
         template_db,

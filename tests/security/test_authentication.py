@@ -200,7 +200,7 @@ def _all_operations(base_url: str) -> Iterator[tuple[str, str]]:
 # Through the gateway ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gateway(world: World, issuer: TestIssuer, pg_admin_url: str, template_db: str) -> Iterator[Any]:
     """D's e2e stack (nginx in front of the three services), or a skip when nginx is absent."""
     from tests.e2e.conftest import load_render, require_tool, start_stack, stop_stack
