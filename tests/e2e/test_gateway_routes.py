@@ -4,6 +4,7 @@ service serves every path, internal paths are never exposed, and every /api path
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import uuid
 from collections.abc import MutableMapping
@@ -54,10 +55,16 @@ def sample(template: str) -> str:
     return re.sub(r"{[^}]+}", "7", template)
 
 
+@functools.cache
+def service_routes(render: ModuleType) -> list[Any]:
+    """The three apps' routes (building the apps takes a moment: once per run)."""
+    return list(render.service_routes())
+
+
 def sample_paths(render: ModuleType) -> list[str]:
     """Every path template of the three services (internal ones too), filled in, plus the
     deployment's own paths."""
-    templates = {route.path for route in render.service_routes()}
+    templates = {route.path for route in service_routes(render)}
     paths = {sample(t) for t in templates} | set(EXTRA_PATHS)
     return sorted(paths)
 
@@ -98,6 +105,7 @@ def dev_router_owner(path: str) -> str:
 
 def disagreements(render: ModuleType, config: str) -> list[str]:
     locations = parse_locations(config)
+    public = public_templates(render)
     problems = []
     for path in sample_paths(render):
         location = select(locations, path)
@@ -106,8 +114,8 @@ def disagreements(render: ModuleType, config: str) -> list[str]:
         if got != want:
             problems.append(f"{path}: nginx -> {got}, route table -> {want}")
         elif want not in (GATEWAY, HIDDEN) and location is not None:
-            public = any(re.match(render.template_regex(t), path) for t in public_templates(render))
-            if path.startswith("/api") and not location.protected and not public:
+            is_public = any(re.match(render.template_regex(t), path) for t in public)
+            if path.startswith("/api") and not location.protected and not is_public:
                 problems.append(f"{path}: reaches {got} without auth_request")
             if not path.startswith("/api") and location.protected:
                 problems.append(f"{path}: public path behind auth_request")
@@ -115,7 +123,7 @@ def disagreements(render: ModuleType, config: str) -> list[str]:
 
 
 def public_templates(render: ModuleType) -> list[str]:
-    return list(render.public_api_templates(render.service_routes()))
+    return list(render.public_api_templates(service_routes(render)))
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +227,7 @@ def test_the_running_gateway_sends_each_path_to_its_owner(stack: Stack, render: 
 def test_gateway_serves_the_whole_api_in_one_document(stack: Stack, render: ModuleType) -> None:
     spec = httpx.get(f"{stack.url}/openapi.json").json()
     documented = set(spec["paths"])
-    for route in render.service_routes():
+    for route in service_routes(render):
         if route.internal or not route.operations:
             continue
         if expected_target(render, sample(route.path)) == HIDDEN:
