@@ -64,7 +64,7 @@ class Gateway:
 
 
 def start_gateway(
-    registry: ProcessRegistry, services: dict[str, Service], work_dir: Path
+    registry: ProcessRegistry, services: dict[str, Service], work_dir: Path, pin: bool = True
 ) -> Gateway:
     """Render the config for the running services and start nginx (master in the foreground,
     pinned with its workers to the driver CPU)."""
@@ -93,7 +93,7 @@ def start_gateway(
     managed = registry.start(
         "nginx",
         [nginx, "-p", str(work_dir), "-c", str(config), "-g", "daemon off;"],
-        cpu=DRIVER_CPU,
+        cpu=DRIVER_CPU if pin else None,
         stop_signal=signal.SIGTERM,  # fast shutdown: the master stops its workers
     )
     gateway = Gateway(port, managed)

@@ -135,6 +135,7 @@ class Stack:
     issuer: Any = None
     service_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     gateway: Any = None
+    pin: bool = True  # services on SERVICE_CPU (the benchmark); False lets the OS place them
 
     def start_issuer(self) -> Any:
         ensure_repo_on_path()
@@ -179,7 +180,7 @@ class Stack:
                 name,
                 uvicorn_argv(ASGI_MODULES[name], service.port),
                 env={**env, **extra},
-                cpu=SERVICE_CPU,
+                cpu=SERVICE_CPU if self.pin else None,
                 cwd=REPO_ROOT,
             )
         for name in names:
