@@ -134,3 +134,17 @@ def test_no_id_crosses_a_tenant_or_a_membership(make_user, db: Database) -> None
     assert all(p["id"] != pid for p in nina.get("/api/projects").json())
     assert "@iso-bot" not in str(mallory.get("/api/members/search").json())
     assert db.snapshot() == before
+
+
+def test_provisioning_joins_the_request_and_is_undone_with_it(make_user, db: Database) -> None:
+    newcomer: User = make_user("late-comer-1")
+    missing = newcomer.get("/api/projects/999999")
+    assert missing.status_code == 404
+    assert db.value("SELECT count(*) FROM tasks.workers WHERE user_id = 'late-comer-1'") == 0
+    assert db.events() == []
+    assert newcomer.get("/api/projects").status_code == 200
+    assert db.value("SELECT count(*) FROM tasks.workers WHERE user_id = 'late-comer-1'") == 1
+    assert [(e["entity_type"], e["action"]) for e in db.events()] == [
+        ("worker", "created"),
+        ("project", "created"),
+    ]

@@ -8,6 +8,8 @@ agent worker keyed by the key id, created on its first call in the key's tenant;
 Default project (a project owner adds them where they should work).
 
 Already-provisioned callers cost one indexed query, and nothing while cached in-process.
+Provisioning joins the request's transaction when the request passes its connection (so it is
+undone, events included, if the request fails, and is simply done again by the next one).
 """
 
 from __future__ import annotations
@@ -298,8 +300,11 @@ async def _provision(conn: Conn, identity: Identity, settings: Settings) -> dict
 class Provisioner:
     """``ensure_caller`` with a short in-process cache keyed by (principal, tenant).
 
-    A cached caller costs no query. Provisioning always commits on its own transaction before
-    caching, so a request that later fails can never leave a cached worker that does not exist.
+    A cached caller costs no query; a miss costs one indexed lookup. Only callers found
+    already committed are cached: when ``conn`` is given and provisioning is needed, it runs on
+    that connection inside the request's transaction (no second pool connection is taken, so
+    a burst of first logins cannot exhaust the pool) and commits or rolls back with the request;
+    a later request then finds the rows and caches them.
     """
 
     def __init__(
@@ -316,17 +321,21 @@ class Provisioner:
         return ("human", identity.sub, identity.tenant_id)
 
     async def caller(self, identity: Identity, conn: Conn | None = None) -> Caller:
-        """The caller; ``conn`` (optional) serves the lookup so a request uses one connection."""
+        """The caller; with ``conn`` (inside the request's transaction) no other connection is
+        used; without it, provisioning commits on its own transaction."""
         key = self._key(identity)
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return replace(hit[1], identity=identity)
-        row = await _lookup(conn, identity) if conn is not None else None
-        if row is not None:
-            caller = _caller(row, identity)
-        else:
+        if conn is None:
             caller = await ensure_caller(self.pool, identity, self.settings)
+        else:
+            row = await _lookup(conn, identity)
+            if row is None:
+                # Not cached: it commits only if the request does.
+                return _caller(await _provision(conn, identity, self.settings), identity)
+            caller = _caller(row, identity)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + self.ttl, caller)
