@@ -66,8 +66,10 @@ def _user_map(values: list[str]) -> dict[str, str]:
     return mapping
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The command: parse, plan, preflight, write, report (see the module's exit statuses)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     settings = Settings.from_env()
     try:
         clock = LocalTime(fixed=parse_offset(args.utc_offset) if args.utc_offset else None)

@@ -119,6 +119,7 @@ class Plan:
     problems: list[Problem] = field(default_factory=list)
     # The CLI's current user (config.json), who is the importing owner: their CLI handle and name.
     owner_alias: CliWorker | None = None
+    owner_alias_created_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -176,6 +177,8 @@ class _Planner:
                 self.fail(f"--user {handle}", "only a human worker can be mapped to an SSO user")
         for worker in self.data.workers:
             if self.key_of(worker.handle) == OWNER_KEY:
+                if worker.created_at is not None:
+                    self.plan.owner_alias_created_at = self.clock.to_utc(worker.created_at)
                 continue
             self.plan.workers.append(
                 PlannedWorker(
@@ -411,8 +414,7 @@ class _Planner:
                 unknown_actors[entry.actor] += 1
             local = entry.timestamp
             offset = format_offset(self.clock.offset_of(local))
-            details: dict[str, Any] = {
-                **entry.context,
+            marks: dict[str, Any] = {
                 "imported_from": "cli",
                 "cli_audit_id": entry.id,
                 "cli_task_id": entry.task_id,
@@ -420,6 +422,8 @@ class _Planner:
                 "local_time": entry.raw_timestamp,
                 "utc_offset": offset,
             }
+            # The CLI's context verbatim (nulls included), then what marks it as imported.
+            details = {**entry.context, **{k: v for k, v in marks.items() if v is not None}}
             key = f"audit:{entry.index}"
             self.plan.events.append(
                 PlannedEvent(
@@ -433,7 +437,7 @@ class _Planner:
                     actor_key=self.key_of(entry.actor) if entry.actor in self.workers else None,
                     actor_handle=entry.actor,
                     actor_type=entry.actor_type,
-                    details={k: v for k, v in details.items() if v is not None},
+                    details=details,
                     occurred_at=self.clock.to_utc(local),
                 )
             )

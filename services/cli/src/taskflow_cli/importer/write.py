@@ -376,7 +376,7 @@ class Importer:
             type="human",
             tenant_id=self.tenant,
             user_id=sub,
-            now=self.now,
+            now=self.plan.owner_alias_created_at or self.now,
         )
         self.owner = row
         await record_event(
