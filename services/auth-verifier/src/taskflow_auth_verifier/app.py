@@ -30,6 +30,14 @@ from .sso import SsoCredentialChecker
 
 log = structlog.get_logger("taskflow.auth_verifier")
 TAG = "auth"
+VERIFY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+VERIFY_DESCRIPTION = (
+    "nginx `auth_request` target. 200 with "
+    + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
+    + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
+    " keys are available. OPTIONS (CORS preflight) and the public paths named by"
+    " `X-Original-URI` (health, docs, spec) pass without a credential."
+)
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -78,21 +86,18 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         Route(
             "/verify",
             VerifyResource(authenticator),
-            (
+            tuple(
                 Operation(
-                    "GET",
-                    "Forward-auth for the gateway",
+                    method,
+                    f"Forward-auth for the gateway ({method})",
                     TAG,
                     public=True,
                     errors=(401, 503),
                     headers=("Authorization", "X-Original-URI", "X-Original-Method"),
-                    description=(
-                        "nginx `auth_request` target. 200 with "
-                        + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
-                        + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503"
-                        " only when no signing keys are available."
-                    ),
-                ),
+                    description=VERIFY_DESCRIPTION,
+                )
+                # nginx's auth_request subrequest keeps the client's method.
+                for method in VERIFY_METHODS
             ),
         ),
         Route(

@@ -52,7 +52,8 @@ def passes_without_credential(original_method: str | None, original_uri: str | N
     """CORS preflights and the always-public paths (health, docs, spec) need no credential."""
     if (original_method or "").upper() == "OPTIONS":
         return True
-    return original_uri is not None and is_always_public(urlsplit(original_uri).path or "/")
+    path = urlsplit(original_uri or "").path
+    return bool(path) and is_always_public(path)
 
 
 class VerifyResource:
@@ -76,6 +77,7 @@ class VerifyResource:
             raise Unauthorized(
                 "Service credentials are not accepted on this endpoint", error="invalid_token"
             )
+        req.context.identity = identity  # for the access line
         resp.set_headers(identity_headers(identity))
         resp.set_header("Cache-Control", "no-store")
         resp.media = {"authenticated": True, "sub": identity.sub}
