@@ -189,9 +189,17 @@ def _service_env(stack_urls: dict[str, str], issuer: TestIssuer, db_url: str) ->
 
 
 def start_stack(
-    nginx_binary: str, render: ModuleType, issuer: TestIssuer, db_url: str, **options: Any
+    nginx_binary: str,
+    render: ModuleType,
+    issuer: TestIssuer,
+    db_url: str,
+    dev_issuer_dir: Path | None = None,
+    **options: Any,
 ) -> Stack:
-    """Services first (each on its own loopback port), then nginx rendered to point at them."""
+    """Services first (each on its own loopback port), then nginx rendered to point at them.
+
+    With ``dev_issuer_dir`` the stack runs as docker-compose runs it: the auth-verifier's dev
+    issuer (keys in that folder) signs the tokens and every service fetches its JWKS."""
     prefix = Path(tempfile.mkdtemp(prefix="taskflow-gateway-"))
     # nginx workers run as an unprivileged user when the tests run as root: they must be able
     # to read the merged OpenAPI file under the prefix.
@@ -200,11 +208,17 @@ def start_stack(
         name: ServiceProcess(name, {}, log_path=prefix / f"{name}.log") for name in SERVICE_NAMES
     }
     env = _service_env({n: s.url for n, s in services.items()}, issuer, db_url)
+    if dev_issuer_dir is not None:
+        verifier = services["auth-verifier"].url
+        env.update(SSO_URL=verifier, JWKS_URL=f"{verifier}/dev/jwks")
+        services["auth-verifier"].env.update(
+            DEV_ISSUER="true", TASKFLOW_DATA_DIR=str(dev_issuer_dir)
+        )
     started: list[ServiceProcess] = []
     nginx: NginxProcess | None = None
     try:
         for svc in services.values():
-            svc.env.update(env)
+            svc.env = {**env, **svc.env}
             started.append(svc.start())
         port = free_port()
         gateway_options = render.GatewayOptions(

@@ -236,3 +236,18 @@ def test_gateway_serves_the_whole_api_in_one_document(stack: Stack, render: Modu
             assert route.path in documented, route.path
     docs = httpx.get(f"{stack.url}/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text
+
+
+def test_compose_config_re_resolves_upstream_names(render: ModuleType) -> None:
+    """In docker-compose a re-created container gets a new address: nginx must look it up
+    again rather than keep the one it saw at start."""
+    options = render.GatewayOptions(
+        upstreams={s: f"{s}:8000" for s in LOOPBACK},
+        resolver="127.0.0.11",
+        public_api_templates=public_templates(render),
+    )
+    config = render.render_config(options)
+    assert "resolver 127.0.0.11" in config
+    for service in LOOPBACK:
+        assert f"server {service}:8000 max_fails=0 resolve;" in config
+    assert disagreements(render, config) == []
