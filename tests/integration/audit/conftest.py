@@ -145,7 +145,9 @@ def make_user(stack: AuditStack, issuer: TestIssuer) -> Iterator[MakeUser]:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+    with psycopg.connect(
+        db_url, row_factory=dict_row, autocommit=True, prepare_threshold=None
+    ) as conn:  # no prepared statements: the URL may be a PgBouncer in transaction mode
         yield conn
 
 

@@ -4,6 +4,7 @@ relay(s) deliver every event once, in order, when it comes back."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,9 +84,11 @@ def test_two_relays_deliver_each_event_exactly_once(
         assert len(list(pool.map(write, range(120)))) == 120
 
     stack.start_audit()
-    # More writes while both relays are delivering.
+    # More writes, in waves, while both relays are delivering (and competing for batches).
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert len(list(pool.map(write, range(120, 200)))) == 80
+        for wave in range(120, 240, 20):
+            assert len(list(pool.map(write, range(wave, wave + 20)))) == 20
+            time.sleep(0.3)
     wait_delivered(db)
 
     expected = outbox_ids(db)

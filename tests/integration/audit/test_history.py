@@ -64,7 +64,10 @@ def test_deleted_task_and_force_deleted_project_stay_readable(
 
 def _record(db_url: str, project: int, tenant: str, events: list[tuple[Actor, str]]) -> None:
     async def write() -> None:
-        async with await psycopg.AsyncConnection.connect(db_url) as conn, conn.transaction():
+        async with (
+            await psycopg.AsyncConnection.connect(db_url, prepare_threshold=None) as conn,
+            conn.transaction(),
+        ):
             for actor, action in events:
                 await record_event(
                     conn,
