@@ -42,6 +42,7 @@ IDENTITY_HEADERS = (
     "X-Actor-Type",
     "X-Client-Id",
     "X-Client-Name",
+    "X-User-Role",
 )
 ERROR_MESSAGES = {
     400: "Bad Request",

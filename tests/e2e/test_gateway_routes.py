@@ -251,3 +251,23 @@ def test_compose_config_re_resolves_upstream_names(render: ModuleType) -> None:
     for service in LOOPBACK:
         assert f"server {service}:8000 max_fails=0 resolve;" in config
     assert disagreements(render, config) == []
+
+
+def test_every_identity_header_of_the_verifier_is_forwarded_and_cleared(
+    render: ModuleType, rendered: str
+) -> None:
+    """Each header /verify answers with is copied onto protected requests and stripped from
+    the client's request everywhere else (a forged copy never reaches a service)."""
+    from taskflow_auth_verifier.resources import IDENTITY_HEADERS
+
+    assert set(IDENTITY_HEADERS) <= set(render.IDENTITY_HEADERS)
+    for location in parse_locations(rendered):
+        if location.target in (GATEWAY, HIDDEN):
+            continue
+        for header in IDENTITY_HEADERS:
+            var = "$tf_" + header.lower().replace("-", "_")
+            expected = var if location.protected else '""'
+            assert f"proxy_set_header {header} {expected};" in location.body, (
+                location.argument,
+                header,
+            )
