@@ -141,6 +141,11 @@ def test_full_task_lifecycle_with_audit_trail(stack: Stack) -> None:
             stack,
         )
         assert {"project", "task"} <= {e["entity_type"] for e in project_trail}
+        # Searching and verifying the project's hash-chained history, also through the gateway.
+        rejections = ok(owner.get("/api/audit", params={"project_id": pid, "action": "rejected"}))
+        assert [e["entity_id"] for e in rejections] == [tid]
+        chain = ok(owner.get("/api/audit/verify", params={"project_id": pid}))
+        assert chain["ok"] is True and chain["checked"] >= len(project_trail)
 
     # Someone outside the project cannot read its history through the gateway.
     with stack.client(stack.token(f"stranger-{uuid.uuid4().hex[:6]}")) as stranger:
