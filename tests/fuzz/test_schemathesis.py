@@ -23,6 +23,7 @@ from tests.support.issuer import TestIssuer
 SERVICES = ["tasks", "audit", "auth-verifier"]
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
 SEED = os.environ.get("FUZZ_SEED", "20261126")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,8 @@ def run_schemathesis(
         sys.executable,
         "-m",
         "schemathesis.cli",
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{base_url}/openapi.json",
         "--url",
