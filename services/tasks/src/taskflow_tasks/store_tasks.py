@@ -4,7 +4,7 @@ handle, its subtask roll-up and its series' spawn count, with the caller's acces
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ import psycopg
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
+Cursor = psycopg.AsyncCursor[Any]
 
 # Columns a request may write through update_task (names are never taken from input).
 UPDATABLE = frozenset(
@@ -75,12 +76,10 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def get_with_subtasks(
-    conn: Conn, task_id: int, *, tenant_id: str, worker_id: int
-) -> tuple[Row | None, list[Row]]:
+async def send_with_subtasks(conn: Conn, task_id: int, *, tenant_id: str, worker_id: int) -> Cursor:
     """The task (with ``caller_role``) and its direct subtasks ordered by id, in one query;
-    ``(None, [])`` when it does not exist in the caller's tenant."""
-    cur = await conn.execute(
+    read the rows with :func:`task_and_subtasks`."""
+    return await conn.execute(
         f"""
         SELECT {_ROW}, m.role AS caller_role
         FROM tasks.tasks t {_ACCESS_JOINS} {_ENRICH_JOINS}
@@ -89,7 +88,10 @@ async def get_with_subtasks(
         """,
         {"id": task_id, "tenant": tenant_id, "worker": worker_id},
     )
-    rows = await cur.fetchall()
+
+
+def task_and_subtasks(rows: list[Row], task_id: int) -> tuple[Row | None, list[Row]]:
+    """``(None, [])`` when the task does not exist in the caller's tenant."""
     if not rows or rows[0]["id"] != task_id:
         return None, []
     return rows[0], rows[1:]
@@ -107,41 +109,6 @@ async def lock_for_change(
         FOR UPDATE OF t
         """,
         {"id": task_id, "tenant": tenant_id, "worker": worker_id},
-    )
-    return await cur.fetchone()
-
-
-async def project_access(
-    conn: Conn,
-    project_id: int,
-    *,
-    tenant_id: str,
-    worker_id: int,
-    assignee_id: int | None = None,
-    parent_task_id: int | None = None,
-) -> Row | None:
-    """What creating a task in the project needs to check, in one query: ``caller_role``,
-    the assignee's handle if they are a member (``assignee_member``), and the project of the
-    parent task (NULL when it does not exist). ``None`` when the project is not visible."""
-    cur = await conn.execute(
-        """
-        SELECT p.id, p.tenant_id, m.role AS caller_role,
-               (SELECT w.handle FROM tasks.project_members am
-                  JOIN tasks.workers w ON w.id = am.worker_id
-                 WHERE am.project_id = p.id AND am.worker_id = %(assignee)s) AS assignee_handle,
-               (SELECT pt.project_id FROM tasks.tasks pt
-                 WHERE pt.id = %(parent)s) AS parent_project_id
-        FROM tasks.projects p
-        LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %(worker)s
-        WHERE p.id = %(pid)s AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL
-        """,
-        {
-            "pid": project_id,
-            "tenant": tenant_id,
-            "worker": worker_id,
-            "assignee": assignee_id,
-            "parent": parent_task_id,
-        },
     )
     return await cur.fetchone()
 
@@ -198,13 +165,14 @@ async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
     return row
 
 
-async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:
-    """Apply ``changes`` (column → value), stamp ``updated_at``, return the response row."""
+async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Cursor:
+    """Send the update of ``changes`` (column → value) stamping ``updated_at``; the cursor
+    yields the response row. In pipeline mode nothing waits until the row is fetched."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     sets = "".join(f"{column} = %({column})s, " for column in changes)
-    cur = await conn.execute(
+    return await conn.execute(
         f"""
         WITH t AS (
             UPDATE tasks.tasks SET {sets} updated_at = %(_now)s
@@ -214,9 +182,82 @@ async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: da
         """,
         {**changes, "_now": now, "_id": task_id},
     )
+
+
+async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:
+    """Apply ``changes``, stamp ``updated_at``, return the response row."""
+    return await one_row(await send_update(conn, task_id, changes, now))
+
+
+async def one_row(cur: Cursor) -> Row:
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+# Types of the columns a create writes (parameters inside INSERT ... SELECT need them).
+_CREATE_COLUMNS = {
+    "project_id": "bigint",
+    "title": "text",
+    "description": "text",
+    "priority": "text",
+    "tags": "text[]",
+    "due_date": "timestamptz",
+    "is_recurring": "boolean",
+    "recurrence_pattern": "text",
+    "max_occurrences": "integer",
+    "recurrence_trigger": "text",
+    "clone_subtasks_on_recur": "boolean",
+    "assignee_id": "bigint",
+    "parent_task_id": "bigint",
+    "created_by_id": "bigint",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+_CREATE_SELECT = ", ".join(f"%({c})s::{t}" for c, t in _CREATE_COLUMNS.items())
+_CREATED_FIELDS = _TASK_FIELDS.format(t="t")
+
+
+async def create_checked(
+    conn: Conn, values: dict[str, Any], *, tenant_id: str, worker_id: int
+) -> Row | None:
+    """Insert a task only if the caller may: the project is visible and they are a member,
+    the assignee (if any) is a member, the parent (if any) is in the project. One statement.
+
+    ``None``: project not visible. Otherwise a row with ``caller_role``, ``member_handle``,
+    ``parent_project_id`` and, when inserted, the response row's fields (``id`` NULL when a
+    check refused it)."""
+    cur = await conn.execute(
+        f"""
+        WITH acc AS (
+            SELECT p.id, m.role AS caller_role,
+                   (SELECT w.handle FROM tasks.project_members am
+                      JOIN tasks.workers w ON w.id = am.worker_id
+                     WHERE am.project_id = p.id
+                       AND am.worker_id = %(assignee_id)s::bigint) AS member_handle,
+                   (SELECT pt.project_id FROM tasks.tasks pt
+                     WHERE pt.id = %(parent_task_id)s::bigint) AS parent_project_id
+            FROM tasks.projects p
+            LEFT JOIN tasks.project_members m
+                   ON m.project_id = p.id AND m.worker_id = %(_worker)s
+            WHERE p.id = %(project_id)s::bigint AND p.tenant_id = %(_tenant)s
+              AND p.deleted_at IS NULL
+        ), t AS (
+            INSERT INTO tasks.tasks ({", ".join(_CREATE_COLUMNS)})
+            SELECT {_CREATE_SELECT} FROM acc
+            WHERE acc.caller_role IS NOT NULL
+              AND (%(assignee_id)s::bigint IS NULL OR acc.member_handle IS NOT NULL)
+              AND (%(parent_task_id)s::bigint IS NULL OR acc.parent_project_id = acc.id)
+            RETURNING *
+        )
+        SELECT acc.caller_role, acc.member_handle, acc.parent_project_id, {_CREATED_FIELDS},
+               acc.member_handle AS assignee_handle, 0 AS subtask_count,
+               NULL::int AS subtask_progress, 0 AS spawn_count
+        FROM acc LEFT JOIN t ON true
+        """,
+        {**values, "_tenant": tenant_id, "_worker": worker_id},
+    )
+    return await cur.fetchone()
 
 
 @dataclass(frozen=True)
@@ -247,11 +288,10 @@ _ORDERS = {
 }
 
 
-async def list_for_project(
+async def send_list(
     conn: Conn, project_id: int, filters: ListFilters, *, tenant_id: str, worker_id: int
-) -> tuple[str | None, list[Row]] | None:
-    """``(caller_role, rows)``; ``None`` when the project is not visible in the tenant. Rows
-    are empty when the caller is not a member (the role is then None)."""
+) -> Cursor:
+    """One page of the project's tasks with the caller's role; read with :func:`list_result`."""
     where = ["t.project_id = acc.id", "acc.caller_role IS NOT NULL"]
     params: dict[str, Any] = {
         "pid": project_id,
@@ -278,7 +318,7 @@ async def list_for_project(
     if filters.has_due_date is not None:
         where.append("t.due_date IS NOT NULL" if filters.has_due_date else "t.due_date IS NULL")
     order = _ORDERS[(filters.sort_by, filters.sort_order)]
-    cur = await conn.execute(
+    return await conn.execute(
         f"""
         WITH acc AS (
             SELECT p.id, m.role AS caller_role
@@ -297,17 +337,20 @@ async def list_for_project(
         """,
         params,
     )
-    rows = await cur.fetchall()
+
+
+def list_result(rows: list[Row]) -> tuple[str | None, list[Row]] | None:
+    """``(caller_role, rows)``; ``None`` when the project is not visible in the tenant. Rows
+    are empty when the caller is not a member (the role is then None)."""
     if not rows:
         return None
-    role = rows[0]["caller_role"]
-    return role, [r for r in rows if r["id"] is not None]
+    return rows[0]["caller_role"], [r for r in rows if r["id"] is not None]
 
 
-async def recent_for_worker(conn: Conn, *, tenant_id: str, worker_id: int, limit: int) -> list[Row]:
+async def send_recent(conn: Conn, *, tenant_id: str, worker_id: int, limit: int) -> Cursor:
     """The newest tasks, subtasks included, of every project in the tenant the worker is a
     member of."""
-    cur = await conn.execute(
+    return await conn.execute(
         f"""
         SELECT {_ROW}
         FROM tasks.tasks t
@@ -320,7 +363,6 @@ async def recent_for_worker(conn: Conn, *, tenant_id: str, worker_id: int, limit
         """,
         {"tenant": tenant_id, "worker": worker_id, "limit": limit},
     )
-    return await cur.fetchall()
 
 
 # --- deletion ------------------------------------------------------------------------------
@@ -450,7 +492,3 @@ async def claim_due_recurring(conn: Conn, now: datetime, limit: int) -> list[Row
         (now, limit),
     )
     return await cur.fetchall()
-
-
-def ids_of(rows: Iterable[Row]) -> list[int]:
-    return [int(r["id"]) for r in rows]

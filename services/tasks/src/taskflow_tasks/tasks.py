@@ -4,14 +4,16 @@ transaction, and answers with the shapes of ``task_schemas``."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
 import psycopg
-from taskflow_core.db import transaction
-from taskflow_core.errors import BadRequest, Forbidden, NotFound, validation_error
+import psycopg_pool
+from taskflow_core.errors import APIError, BadRequest, Forbidden, NotFound, validation_error
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import load_body, load_query, parse_id
 from taskflow_core.service import BackgroundWork
@@ -56,6 +58,15 @@ Row = dict[str, Any]
 
 TASK_NOT_FOUND = "Task not found"
 TAG = "tasks"
+
+
+@asynccontextmanager
+async def _unit(pool: psycopg_pool.AsyncConnectionPool) -> AsyncIterator[Conn]:
+    """One transaction on a pipelined connection: statements whose results are read only
+    after the block (the response row, outbox events) travel with the COMMIT in one round
+    trip, so a read costs one round trip and a write two."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        yield conn
 
 
 def _task_etag(row: Row) -> str:
@@ -154,12 +165,12 @@ def _check_may_review(row: Row, caller: Caller) -> None:
 class RecentTasksResource(_TaskResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         query = load_query(req, RECENT_QUERY)
-        async with self.pool.connection() as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
-            rows = await store_tasks.recent_for_worker(
+            cur = await store_tasks.send_recent(
                 conn, tenant_id=caller.tenant_id, worker_id=caller.worker_id, limit=query["limit"]
             )
-        resp.media = [task_list_item(row) for row in rows]
+        resp.media = [task_list_item(row) for row in await cur.fetchall()]
 
 
 def _list_filters(query: dict[str, Any]) -> store_tasks.ListFilters:
@@ -184,11 +195,12 @@ class ProjectTasksResource(_TaskResource):
     ) -> None:
         pid = parse_id(project_id, "project_id")
         filters = _list_filters(load_query(req, TASK_LIST_QUERY))
-        async with self.pool.connection() as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
-            found = await store_tasks.list_for_project(
+            cur = await store_tasks.send_list(
                 conn, pid, filters, tenant_id=caller.tenant_id, worker_id=caller.worker_id
             )
+        found = store_tasks.list_result(await cur.fetchall())
         if found is None:
             raise NotFound(PROJECT_NOT_FOUND)
         role, rows = found
@@ -201,36 +213,25 @@ class ProjectTasksResource(_TaskResource):
     ) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, TASK_CREATE)
-        async with transaction(self.pool) as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
             idem = await idempotent_request(req, caller)
             now = self.settings.clock()
             if idem is not None and (replay := await idem.claim(conn, now)) is not None:
                 replay.write(resp)
                 return
-            access = await store_tasks.project_access(
-                conn,
-                pid,
-                tenant_id=caller.tenant_id,
-                worker_id=caller.worker_id,
-                assignee_id=body["assignee_id"],
-                parent_task_id=body["parent_task_id"],
-            )
-            if access is None:
-                raise NotFound(PROJECT_NOT_FOUND)
-            if access["caller_role"] is None:
-                raise Forbidden(NOT_A_MEMBER)
-            if body["assignee_id"] is not None and access["assignee_handle"] is None:
-                raise BadRequest(f"Worker {body['assignee_id']} is not a member of this project")
-            if body["parent_task_id"] is not None:
-                problem = wf.parent_error(
-                    parent_project_id=access["parent_project_id"],
-                    project_id=pid,
-                    parent_id=body["parent_task_id"],
+            values = _new_task(body, pid, caller, now, parent=body["parent_task_id"])
+            try:
+                row = await store_tasks.create_checked(
+                    conn, values, tenant_id=caller.tenant_id, worker_id=caller.worker_id
                 )
-                if problem is not None:
-                    raise problem
-            row = await self.create(conn, caller, pid, body, now, subtask_of=None)
+            except psycopg.errors.ForeignKeyViolation as exc:  # parent deleted meanwhile
+                raise BadRequest(f"Parent task {body['parent_task_id']} not found") from exc
+            if row is None:
+                raise NotFound(PROJECT_NOT_FOUND)
+            if row["id"] is None:
+                raise _create_refusal(row, body, pid)
+            await self.event(conn, caller, row, "created", _created_details(row), now)
             _created(resp, row)
             await _save(idem, conn, resp)
 
@@ -241,44 +242,67 @@ class ProjectTasksResource(_TaskResource):
         project_id: int,
         body: dict[str, Any],
         now: datetime,
-        subtask_of: int | None,
+        subtask_of: int,
     ) -> Row:
-        parent = subtask_of if subtask_of is not None else body["parent_task_id"]
         row = await store_tasks.insert_task(
-            conn,
-            {
-                "project_id": project_id,
-                "title": body["title"],
-                "description": body["description"],
-                "priority": body["priority"],
-                "tags": body["tags"],
-                "due_date": body["due_date"],
-                "is_recurring": body["is_recurring"],
-                "recurrence_pattern": body["recurrence_pattern"],
-                "max_occurrences": body["max_occurrences"],
-                "recurrence_trigger": body["recurrence_trigger"],
-                "clone_subtasks_on_recur": body["clone_subtasks_on_recur"],
-                "assignee_id": body["assignee_id"],
-                "parent_task_id": parent,
-                "created_by_id": caller.worker_id,
-                "created_at": now,
-                "updated_at": now,
-            },
+            conn, _new_task(body, project_id, caller, now, parent=subtask_of)
         )
-        details: dict[str, Any] = {
-            "title": row["title"],
-            "priority": row["priority"],
-            "assignee_id": row["assignee_id"],
-            "is_recurring": row["is_recurring"],
-            "recurrence_pattern": row["recurrence_pattern"],
-            "recurrence_trigger": row["recurrence_trigger"],
-            "due_date": row["due_date"],
-            "parent_task_id": row["parent_task_id"],
-        }
-        if subtask_of is not None:
-            details["is_subtask"] = True
-        await self.event(conn, caller, row, "created", details, now)
+        await self.event(conn, caller, row, "created", _created_details(row, is_subtask=True), now)
         return row
+
+
+def _new_task(
+    body: dict[str, Any], project_id: int, caller: Caller, now: datetime, parent: int | None
+) -> dict[str, Any]:
+    """The columns of a task created from a TaskCreate body."""
+    return {
+        "project_id": project_id,
+        "title": body["title"],
+        "description": body["description"],
+        "priority": body["priority"],
+        "tags": body["tags"],
+        "due_date": body["due_date"],
+        "is_recurring": body["is_recurring"],
+        "recurrence_pattern": body["recurrence_pattern"],
+        "max_occurrences": body["max_occurrences"],
+        "recurrence_trigger": body["recurrence_trigger"],
+        "clone_subtasks_on_recur": body["clone_subtasks_on_recur"],
+        "assignee_id": body["assignee_id"],
+        "parent_task_id": parent,
+        "created_by_id": caller.worker_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _created_details(row: Row, *, is_subtask: bool = False) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "title": row["title"],
+        "priority": row["priority"],
+        "assignee_id": row["assignee_id"],
+        "is_recurring": row["is_recurring"],
+        "recurrence_pattern": row["recurrence_pattern"],
+        "recurrence_trigger": row["recurrence_trigger"],
+        "due_date": row["due_date"],
+        "parent_task_id": row["parent_task_id"],
+    }
+    if is_subtask:
+        details["is_subtask"] = True
+    return details
+
+
+def _create_refusal(checks: Row, body: dict[str, Any], project_id: int) -> APIError:
+    """Why create_checked inserted nothing, in the order the old API checked."""
+    if checks["caller_role"] is None:
+        return Forbidden(NOT_A_MEMBER)
+    if body["assignee_id"] is not None and checks["member_handle"] is None:
+        return BadRequest(f"Worker {body['assignee_id']} is not a member of this project")
+    problem = wf.parent_error(
+        parent_project_id=checks["parent_project_id"],
+        project_id=project_id,
+        parent_id=body["parent_task_id"],
+    )
+    return problem or APIError(409, "Task could not be created, retry")
 
 
 def _created(resp: falcon.asgi.Response, row: Row) -> None:
@@ -314,11 +338,12 @@ class TaskResource(_TaskResource):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
     ) -> None:
         tid = parse_id(task_id, "task_id")
-        async with self.pool.connection() as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
-            row, subtasks = await store_tasks.get_with_subtasks(
+            cur = await store_tasks.send_with_subtasks(
                 conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
             )
+        row, subtasks = store_tasks.task_and_subtasks(await cur.fetchall(), tid)
         if row is None:
             raise NotFound(TASK_NOT_FOUND)
         if row["caller_role"] is None:
@@ -331,7 +356,7 @@ class TaskResource(_TaskResource):
     ) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, TASK_UPDATE)
-        async with transaction(self.pool) as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
             row = await self.locked(conn, req, caller, tid)
             _check_may_modify(row, caller)
@@ -346,20 +371,18 @@ class TaskResource(_TaskResource):
                 raise validation_error({"recurrence_pattern": [RECURRING_NEEDS_PATTERN]})
             if changes.get("parent_task_id") is not None:
                 await _check_new_parent(conn, row, changes["parent_task_id"])
-            now = self.settings.clock()
-            if not changes:
-                _answer(resp, await store_tasks.update_task(conn, tid, {}, row["updated_at"]))
-                return
-            updated = await store_tasks.update_task(conn, tid, changes, now)
-            details = {name: {"before": row[name], "after": updated[name]} for name in changes}
-            await self.event(conn, caller, updated, "updated", details, now)
-            _answer(resp, updated)
+            now = self.settings.clock() if changes else row["updated_at"]
+            cur = await store_tasks.send_update(conn, tid, changes, now)
+            if changes:  # a no-op update records nothing and keeps the ETag
+                details = {name: {"before": row[name], "after": changes[name]} for name in changes}
+                await self.event(conn, caller, row, "updated", details, now)
+        _answer(resp, await store_tasks.one_row(cur))
 
     async def on_delete(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
     ) -> None:
         tid = parse_id(task_id, "task_id")
-        async with transaction(self.pool) as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
             row = await self.locked(conn, req, caller, tid)
             _check_may_modify(row, caller)
@@ -420,7 +443,7 @@ class _ChangeResource(_TaskResource):
     ) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, self.schema) if self.schema is not None else {}
-        async with transaction(self.pool) as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
             idem = await idempotent_request(req, caller) if req.method == "POST" else None
             now = self.settings.clock()
@@ -429,10 +452,13 @@ class _ChangeResource(_TaskResource):
                 return
             row = await self.locked(conn, req, caller, tid)
             changes, action, details = await self.apply(conn, caller, row, body, now)
-            updated = await store_tasks.update_task(conn, tid, changes, now)
-            await self.event(conn, caller, updated, action, details, now)
-            _answer(resp, updated)
-            await _save(idem, conn, resp)
+            cur = await store_tasks.send_update(conn, tid, changes, now)
+            await self.event(conn, caller, row, action, details, now)
+            if idem is not None:
+                _answer(resp, await store_tasks.one_row(cur))
+                await idem.save(conn, resp)
+                return
+        _answer(resp, await store_tasks.one_row(cur))
 
 
 class TaskStatusResource(_ChangeResource):
@@ -590,7 +616,7 @@ class SubtasksResource(ProjectTasksResource):
             raise validation_error(
                 {"parent_task_id": ["Must be the task in the path, or be left out."]}
             )
-        async with transaction(self.pool) as conn:
+        async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
             idem = await idempotent_request(req, caller)
             now = self.settings.clock()
