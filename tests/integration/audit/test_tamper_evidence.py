@@ -7,10 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from taskflow_audit.chain import entry_hash
+from taskflow_core.auth.service_tokens import ServiceCredentials
+from taskflow_core.config import Settings
 
 from .conftest import AuditStack, MakeUser, wait_delivered
 
@@ -111,8 +117,6 @@ def test_rehashed_forgery_breaks_the_next_link(
     history: Any, db: psycopg.Connection[dict[str, Any]], db_url: str
 ) -> None:
     """Recomputing the forged entry's own hash does not help: its successor no longer links."""
-    from taskflow_audit.chain import entry_hash
-
     row = db.execute("SELECT * FROM audit.entries WHERE id = 2").fetchone()
     assert row is not None
     forged = {**row, "action": "forged"}
@@ -125,3 +129,49 @@ def test_rehashed_forgery_breaks_the_next_link(
     report = json.loads(run_verify(db_url, "--json").stdout)
     assert report["first_broken"]["position"] == 3
     assert report["first_broken"]["reason"] == "link"
+
+
+def test_concurrent_batches_extend_one_unbroken_chain(
+    stack: AuditStack, db: psycopg.Connection[dict[str, Any]], db_url: str
+) -> None:
+    """Many writers at once (replicas, retries): ids stay contiguous and every link holds."""
+    stack.start_audit()
+    token = ServiceCredentials(Settings(service_secret=stack.secret), "tasks").token_for("audit")
+    event_ids = [str(uuid.uuid4()) for _ in range(160)]
+
+    def batch(ids: list[str]) -> dict[str, Any]:
+        return {
+            "events": [
+                {
+                    "event_id": event_id,
+                    "tenant_id": "tenant-a",
+                    "project_id": 1,
+                    "entity_type": "task",
+                    "entity_id": n,
+                    "action": "created",
+                    "actor_type": "agent",
+                    "details": {"n": n, "ratio": n / 7, "big": 10**20, "text": "é\u2028"},
+                    "created_at": "2026-02-03T04:05:06+00:00",
+                }
+                for n, event_id in enumerate(ids)
+            ]
+        }
+
+    # Overlapping batches: every event is sent by two writers.
+    chunks = [event_ids[i : i + 20] for i in range(0, 160, 10)]
+
+    def post(ids: list[str]) -> int:
+        resp = httpx.post(
+            f"{stack.audit_url}/internal/audit/events",
+            json=batch(ids),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        return resp.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(post, chunks)) == {200}
+    rows = db.execute("SELECT id FROM audit.entries ORDER BY id").fetchall()
+    assert [r["id"] for r in rows] == list(range(1, 161))
+    report = json.loads(run_verify(db_url, "--json").stdout)
+    assert report["ok"] is True and report["checked"] == 160

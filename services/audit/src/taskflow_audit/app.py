@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg_pool
 from taskflow_core.auth import create_authenticator, service_credentials_hook
 from taskflow_core.config import Settings
 from taskflow_core.db import create_pool
@@ -178,15 +177,15 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         routes=audit_routes(history),
         lifecycle=lifecycle,
         authenticator=authenticator,
-        readiness=[_chain_size(pool)],
+        readiness=[_chain_size(store)],
     )
 
 
-def _chain_size(pool: psycopg_pool.AsyncConnectionPool) -> ReadinessCheck:
+def _chain_size(store: AuditStore) -> ReadinessCheck:
     """How many entries the chain holds (one-row read of the chain head)."""
 
     async def check() -> dict[str, Any]:
-        head = await AuditStore(pool).chain_head()
+        head = await store.chain_head()
         return {"audit_entries": head.last_id}
 
     return check

@@ -103,25 +103,23 @@ class AuditStore:
             assert head_row is not None, "audit.chain_head has no row (migration 0002)"
             last_id, last_hash = int(head_row["last_id"]), str(head_row["last_hash"])
             known = await self._stored_ids(conn, [e.event_id for e in events])
-            fresh: list[AuditEvent] = []
+            fresh: list[tuple[int, AuditEvent]] = []  # (id it gets, event), in batch order
             outcomes: list[Appended] = []
             for event in events:
                 if event.event_id in known:
                     outcomes.append(Appended(event.event_id, "duplicate", known[event.event_id]))
                     continue
-                last_id += 1
-                known[event.event_id] = last_id
-                fresh.append(event)
-                outcomes.append(Appended(event.event_id, "stored", last_id))
+                new_id = last_id + len(fresh) + 1
+                known[event.event_id] = new_id
+                fresh.append((new_id, event))
+                outcomes.append(Appended(event.event_id, "stored", new_id))
             if not fresh:
                 return outcomes
-            details = await self._as_stored_json(conn, [e.details for e in fresh])
+            details = await self._as_stored_json(conn, [e.details for _, e in fresh])
             rows = []
-            next_id = last_id - len(fresh)
-            for event, stored_details in zip(fresh, details, strict=True):
-                next_id += 1
+            for (new_id, event), stored_details in zip(fresh, details, strict=True):
                 entry = {
-                    "id": next_id,
+                    "id": new_id,
                     "event_id": event.event_id,
                     "tenant_id": event.tenant_id,
                     "project_id": event.project_id,
@@ -144,13 +142,13 @@ class AuditStore:
                         new_hash,
                     )
                 )
-                last_hash = new_hash
+                last_id, last_hash = new_id, new_hash
             async with conn.cursor() as cur:
                 await cur.executemany(_INSERT_SQL, rows)
             await conn.execute(
                 "UPDATE audit.chain_head SET last_id = %s, last_hash = %s, updated_at = %s"
                 " WHERE id = 1",
-                (next_id, last_hash, recorded_at),
+                (last_id, last_hash, recorded_at),
             )
         return outcomes
 
