@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -203,15 +203,17 @@ class Importer:
             )
             self.outcome.tallies["projects"].problems += 1
 
-    def _count_planned(self) -> None:
-        groups: dict[str, Sequence[Any]] = {
+    def _groups(self) -> dict[str, Sequence[Any]]:
+        return {
             "workers": self.plan.workers,
             "projects": self.plan.projects,
             "memberships": self.plan.members,
             "tasks": self.plan.tasks,
             "audit entries": self.plan.events,
         }
-        for name, items in groups.items():
+
+    def _count_planned(self) -> None:
+        for name, items in self._groups().items():
             tally = self.outcome.tallies[name]
             tally.skipped = sum(1 for item in items if item.key in self.recorded)
             tally.created = len(items) - tally.skipped - tally.problems
@@ -223,10 +225,11 @@ class Importer:
     # -- writing -------------------------------------------------------------------------------
     async def write(self) -> Outcome:
         """Write every chunk not yet recorded; the tallies become what this run did."""
-        for tally in self.outcome.tallies.values():
+        for name, items in self._groups().items():
+            tally = self.outcome.tallies[name]
             tally.created = 0
-        if OWNER_KEY not in self.recorded:
-            self.outcome.tallies["workers"].skipped -= 1  # decided again when writing
+            tally.skipped = sum(1 for item in items if item.key in self.recorded)
+        self.outcome.tallies["workers"].skipped += OWNER_KEY in self.recorded
         todo = (
             sum(1 for w in self.plan.workers if w.key not in self.recorded)
             + sum(1 for p in self.plan.projects if p.key not in self.recorded)
@@ -608,30 +611,34 @@ class Importer:
         return Actor(self.ids[key], self.handles.get(key, event.actor_handle), kind)
 
     async def _write_events(self, conn: Conn, events: list[PlannedEvent]) -> dict[str, int]:
-        async with conn.pipeline():
-            for event in events:
-                project_id = self.ids[event.project_key] if event.project_key else None
-                if event.entity_type == "cli_task":
-                    entity_id = event.cli_entity_id
-                else:
-                    assert event.entity_key is not None
-                    entity_id = self.ids[event.entity_key]
-                actor = self._event_actor(event)
-                details = dict(event.details)
-                if actor.handle != event.actor_handle:
-                    details["cli_actor"] = event.actor_handle
-                await record_event(
-                    conn,
-                    tenant_id=self.tenant,
-                    project_id=project_id,
-                    entity_type=event.entity_type,
-                    entity_id=entity_id,
-                    action=event.action,
-                    actor=actor,
-                    details=details,
-                    occurred_at=event.occurred_at,
-                    event_id=event.event_id,
-                )
+        # record_event builds each outbox row exactly as live events are built; the batch
+        # collects its statements and sends them as one executemany (one round trip per chunk
+        # instead of one per event: 50,000 history entries in seconds, not minutes).
+        batch = _StatementBatch()
+        for event in events:
+            project_id = self.ids[event.project_key] if event.project_key else None
+            if event.entity_type == "cli_task":
+                entity_id = event.cli_entity_id
+            else:
+                assert event.entity_key is not None
+                entity_id = self.ids[event.entity_key]
+            actor = self._event_actor(event)
+            details = dict(event.details)
+            if actor.handle != event.actor_handle:
+                details["cli_actor"] = event.actor_handle
+            await record_event(
+                cast(Conn, batch),
+                tenant_id=self.tenant,
+                project_id=project_id,
+                entity_type=event.entity_type,
+                entity_id=entity_id,
+                action=event.action,
+                actor=actor,
+                details=details,
+                occurred_at=event.occurred_at,
+                event_id=event.event_id,
+            )
+        await batch.flush(conn)
         await self._ledger(conn, [(e.key, None, e.event_id, True) for e in events])
         self.outcome.tallies["audit entries"].created += len(events)
         return {}
@@ -664,6 +671,28 @@ class Importer:
                 " WHERE tenant_id = %s AND source_fingerprint = %s",
                 (self.ctx.settings.clock(), self.tenant, self.fingerprint),
             )
+
+
+class _StatementBatch:
+    """Stands in for a connection: collects ``execute(sql, params)`` calls of one statement
+    and runs them with ``executemany`` on the real connection."""
+
+    def __init__(self) -> None:
+        self.sql: str | None = None
+        self.params: list[Sequence[Any]] = []
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> None:
+        if self.sql is not None and sql != self.sql:
+            raise AssertionError("a statement batch holds one statement")
+        self.sql = sql
+        self.params.append(params)
+
+    async def flush(self, conn: Conn) -> None:
+        if self.sql is None:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(self.sql, self.params)
+        self.sql, self.params = None, []
 
 
 class ImportConflict(RuntimeError):
