@@ -59,3 +59,27 @@ def test_seeded_keys_verify_while_sso_is_unreachable(sso: TestIssuer) -> None:
 
     asyncio.run(scenario())
     assert persisted and all("d" not in key for key in persisted[0]["keys"])
+
+
+def test_a_token_seen_before_is_never_accepted_past_its_expiry(sso: TestIssuer) -> None:
+    from taskflow_core.auth import create_authenticator
+    from taskflow_core.config import Settings
+
+    start = time.time()
+    clock = [start]
+    token = sso.token("u1", exp=int(start) + 10)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient() as http:
+            authenticator = create_authenticator(
+                Settings(sso_url=sso.url), http, now=lambda: clock[0]
+            )
+            assert (await authenticator.authenticate(token)).sub == "u1"
+            clock[0] = start + 5
+            assert (await authenticator.authenticate(token)).sub == "u1"  # repeat: cached
+            clock[0] = start + 75  # past exp + the 60 s leeway
+            with pytest.raises(APIError) as expired:
+                await authenticator.authenticate(token)
+            assert expired.value.status == 401
+
+    asyncio.run(scenario())

@@ -160,6 +160,7 @@ def test_always_public_paths() -> None:
     assert passes_without_credential("GET", "/health?probe=1")
     assert not passes_without_credential("GET", "/api/projects")
     assert not passes_without_credential(None, None)
+    assert not passes_without_credential("GET", "")  # an empty URI is not "/"
 
 
 def test_service_credentials_cached_until_near_expiry_and_bound_to_audience() -> None:

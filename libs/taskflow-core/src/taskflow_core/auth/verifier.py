@@ -14,6 +14,7 @@ from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from ..errors import Unauthorized
+from .cache import TTLCache, credential_hash
 from .identity import Identity, identity_from_claims
 from .jwks import JWKSCache
 
@@ -24,6 +25,10 @@ LEEWAY_SECONDS = 60
 # RFC 9864 prefers "Ed25519" as the alg name, but Better Auth publishes and signs "EdDSA".
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
 MAX_TOKEN_BYTES = 16_384
+# A token seen again within this many seconds (and before its exp) is not re-verified: the
+# same user sends the same token on every request. A key withdrawn from the JWKS is a matter of
+# the key cache's TTL anyway, so this adds no meaningful window.
+VERIFIED_TOKEN_TTL = 30.0
 
 
 def invalid_jwt(reason: str) -> Unauthorized:
@@ -73,12 +78,29 @@ class JWTVerifier:
         issuer: str | None = None,
         audience: str | None = None,
         now: Callable[[], float],
+        verified_ttl: float = VERIFIED_TOKEN_TTL,
     ) -> None:
         self.keys = keys
+        self.now = now
         self.claims = claims_registry(lambda: int(now()), issuer, audience)
+        self.verified_ttl = verified_ttl  # 0 turns the verified-token cache off
+        self.verified: TTLCache[Identity] = TTLCache(now=now)
 
     async def verify(self, token: str, header: dict[str, Any] | None = None) -> Identity:
         """``header``: the token's already-parsed JOSE header, when the caller has it."""
+        digest = credential_hash(token) if self.verified_ttl > 0 else ""
+        if digest:
+            hit = self.verified.get(digest)
+            if hit is not None:
+                return hit.value
+        identity = await self._verify(token, header)
+        if digest:
+            exp = identity.claims.get("exp")
+            left = float(exp) - self.now() if isinstance(exp, int | float) else 0.0
+            self.verified.put(digest, identity, min(self.verified_ttl, left))
+        return identity
+
+    async def _verify(self, token: str, header: dict[str, Any] | None) -> Identity:
         header = read_header(token) if header is None else header
         alg = header.get("alg")
         if alg not in USER_TOKEN_ALGORITHMS:
