@@ -60,6 +60,11 @@ def test_two_replicas_spawn_each_due_task_once(
         "SELECT count(*) AS n FROM tasks.outbox WHERE payload->>'action' = 'spawned_recurring'"
     ).fetchone()
     assert events is not None and events["n"] == 20
+    flagged = db.execute(
+        "SELECT count(DISTINCT payload->>'entity_id') AS n FROM tasks.outbox"
+        " WHERE payload->>'action' = 'updated' AND payload->>'actor_type' = 'system'"
+    ).fetchone()
+    assert flagged is not None and flagged["n"] == 20
 
 
 def test_racing_completions_spawn_once(make_user: MakeUser) -> None:

@@ -106,9 +106,28 @@ def test_scheduler_spawns_due_tasks_once(
     assert datetime.fromisoformat(nxt["due_date"]) > datetime.now(UTC)
     events = outbox.new()
     assert [(e["entity_id"], e["action"], e["actor_type"]) for e in events] == [
-        (nxt["id"], "spawned_recurring", "system")
+        (nxt["id"], "spawned_recurring", "system"),
+        (root["id"], "updated", "system"),
     ]
     assert events[0]["details"]["spawned_from"] == root["id"]
     # Completing the source later does not spawn again (both triggers share the flag).
     alice.patch(f"/api/tasks/{root['id']}/status", {"status": "completed"})
     assert len(_series(alice, pid)) == 2
+
+
+def test_scheduler_stops_a_full_series(make_user: MakeUser, outbox: Outbox) -> None:
+    alice = make_user()
+    pid = alice.default_project
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    root = alice.task(pid, recurrence_pattern="daily", recurrence_trigger="on_due_date",
+                      due_date=soon, max_occurrences=1)  # fmt: skip
+    outbox.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if alice.get(f"/api/tasks/{root['id']}").json()["has_spawned_next"]:
+            break
+        time.sleep(0.2)
+    assert len(_series(alice, pid)) == 1
+    (event,) = outbox.new()
+    assert event["entity_id"] == root["id"] and event["action"] == "updated"
+    assert event["details"]["reason"] == "max_occurrences reached"

@@ -54,6 +54,7 @@ async def spawn_next_occurrence(
         if when_due:
             # Stop the scheduler from looking at this task again.
             await store_tasks.mark_spawned(conn, source["id"], now)
+            await _source_event(conn, source, tenant_id, actor, now, spawned=None)
         return None
     due = wf.next_due(
         source["recurrence_pattern"], due_date=source["due_date"], now=now, catch_up=when_due
@@ -116,7 +117,32 @@ async def spawn_next_occurrence(
         details=details,
         occurred_at=now,
     )
+    if when_due:
+        # On completion the source's own event (status_changed/approved) covers the flag.
+        await _source_event(conn, source, tenant_id, actor, now, spawned=new_id)
     return new_id
+
+
+async def _source_event(
+    conn: Conn, source: Row, tenant_id: str, actor: Actor, now: datetime, spawned: int | None
+) -> None:
+    """The due-date spawner changed the source task itself (``has_spawned_next``)."""
+    details: dict[str, Any] = {"has_spawned_next": {"before": False, "after": True}}
+    if spawned is None:
+        details["reason"] = "max_occurrences reached"
+    else:
+        details["spawned_task_id"] = spawned
+    await record_event(
+        conn,
+        tenant_id=tenant_id,
+        project_id=source["project_id"],
+        entity_type="task",
+        entity_id=source["id"],
+        action="updated",
+        actor=actor,
+        details=details,
+        occurred_at=now,
+    )
 
 
 async def _clone_subtasks(
