@@ -13,12 +13,14 @@ the dev router's own (``taskflow_cli.stack.all_in_one``), written next to the co
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from taskflow_core.config import Settings
 from taskflow_core.errors import error_body
@@ -267,14 +269,22 @@ def render_config(options: GatewayOptions) -> str:
     return text
 
 
-def service_routes() -> list[Route]:
-    """Every route of the three apps, built as the dev router builds them (no database)."""
-    from taskflow_cli.stack import SERVICES as SPECS
+_RENDER_SETTINGS = Settings(database_url="postgresql://gateway-render@127.0.0.1:1/unused")
 
-    settings = Settings(database_url="postgresql://gateway-render@127.0.0.1:1/unused")
+
+@functools.cache
+def _all_in_one() -> Any:
+    """The dev router over the three apps (built once; no database is contacted)."""
+    from taskflow_cli.stack import all_in_one
+
+    return all_in_one(_RENDER_SETTINGS)
+
+
+def service_routes() -> list[Route]:
+    """Every route of the three apps, built as the dev router builds them."""
     routes: list[Route] = []
-    for spec in SPECS.values():
-        routes += spec.create_app(settings).routes
+    for app in _all_in_one().apps.values():
+        routes += app.routes
     return routes
 
 
@@ -286,10 +296,7 @@ def hidden_at_gateway(path: str) -> bool:
 def merged_openapi() -> bytes:
     """The whole API's OpenAPI document, the one the all-in-one dev router serves, less the
     paths the gateway does not expose."""
-    from taskflow_cli.stack import all_in_one
-
-    settings = Settings(database_url="postgresql://gateway-render@127.0.0.1:1/unused")
-    document = json.loads(all_in_one(settings).openapi)
+    document = json.loads(_all_in_one().openapi)
     document["paths"] = {
         path: item
         for path, item in document.get("paths", {}).items()

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -219,7 +220,14 @@ def start_stack(
     try:
         for svc in services.values():
             svc.env = {**env, **svc.env}
-            started.append(svc.start())
+        # Started side by side: each waits for its own /health.
+        with ThreadPoolExecutor(len(services)) as pool:
+            futures = {pool.submit(svc.start): svc for svc in services.values()}
+            for future, svc in futures.items():
+                if future.exception() is None:
+                    started.append(svc)
+            for future in futures:
+                future.result()
         port = free_port()
         gateway_options = render.GatewayOptions(
             upstreams={n: f"127.0.0.1:{s.port}" for n, s in services.items()},
