@@ -10,7 +10,8 @@ import uuid
 
 import httpx
 
-from tests.integration.auth.conftest import StartVerifier
+from tests.conftest import StartService
+from tests.integration.auth.conftest import SERVICE_SECRET, StartVerifier
 from tests.support.issuer import TestIssuer
 from tests.support.processes import ServiceProcess, free_port
 
@@ -143,3 +144,23 @@ def test_jwks_relay_serves_the_sso_key_set(
     assert relayed.status_code == 200
     assert {k["kid"] for k in relayed.json()["keys"]} == set(own_issuer.keys)
     assert all("d" not in key for key in relayed.json()["keys"])  # public halves only
+
+
+def test_a_service_can_take_its_keys_from_the_relay(
+    start_verifier: StartVerifier,
+    own_issuer: TestIssuer,
+    start_service: StartService,
+    db_url: str,
+) -> None:
+    verifier = start_verifier(own_issuer)
+    tasks = start_service(
+        "tasks",
+        DATABASE_URL=db_url,
+        SSO_URL=own_issuer.url,
+        JWKS_URL=f"{verifier.url}/jwks",
+        SERVICE_SECRET=SERVICE_SECRET,
+    )
+    headers = {"Authorization": f"Bearer {own_issuer.token('relay-user', alg='EdDSA')}"}
+    response = httpx.get(f"{tasks.url}/api/projects", headers=headers)
+    assert response.status_code == 200, response.text
+    assert own_issuer.jwks_fetches == 1  # the verifier fetched; tasks asked the verifier
