@@ -18,6 +18,7 @@ import asyncio
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -231,7 +232,7 @@ def measure(
     result = run_wrk(base_url, script, duration_s=args.duration, connections=args.connections)
     after = {name: cpu_seconds(pid) for name, pid in watched.items()}
     if profiler is not None:
-        profiler.stop()
+        finish_profile(profiler, work_dir / f"profile-{scenario.name}.txt")
     backlog = wait_outbox_drained(stack.database_url) if scenario.request.method != "GET" else 0
     # Delivery the run caused (outbox relay in tasks, ingestion in audit) counts as "other".
     settled = {name: cpu_seconds(pid) for name, pid in watched.items()}
@@ -261,11 +262,13 @@ def start_profiler(
     wanted = {name.strip() for name in args.profile.split(",") if name.strip()}
     if via != "direct" or scenario.name not in wanted:
         return None
-    py_spy = shutil.which("py-spy")
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path.home() / ".local/bin"))
     if py_spy is None:
         log("py-spy not found (uv tool install py-spy); profile skipped")
         return None
-    out = work_dir / f"profile-{scenario.name}.svg"
+    # Collapsed stacks (one line per stack with its sample count): readable as text, and
+    # flamegraph.pl / speedscope turn them into a picture.
+    out = work_dir / f"profile-{scenario.name}.txt"
     service = stack.services[scenario.service]
     return stack.registry.start(
         f"py-spy-{scenario.name}",
@@ -280,10 +283,28 @@ def start_profiler(
             "250",
             "--output",
             str(out),
+            "--format",
+            "raw",
             "--nonblocking",
         ],
         cpu=DRIVER_CPU,
     )
+
+
+def finish_profile(profiler: Any, out: Path) -> None:
+    """py-spy stops by itself after the run's duration; its summary goes beside the stacks."""
+    from bench.profiles import summarize
+
+    try:
+        profiler.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        profiler.stop()
+    if out.exists():
+        summary = summarize(out)
+        out.with_suffix(".summary.txt").write_text(summary + "\n")
+        log("profile: " + " | ".join(summary.splitlines()[3:8]))
+    else:
+        log(f"py-spy wrote no profile; see {profiler.log_path}")
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -418,8 +439,15 @@ def seed(
         status = asyncio.run(wait_audit_delivered(running["audit"].url, data.token, data))
         data.notes.append(status)
     backlog = wait_outbox_drained(stack.database_url)
+    analyze(stack.database_url)
     log(f"seeded: {data.as_dict()} (outbox backlog {backlog})")
     return True
+
+
+def analyze(database_url: str) -> None:
+    """Planner statistics as a live database has them (autovacuum may not have run yet)."""
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("ANALYZE")
 
 
 def control_task_ids(stack: Stack, data: SeedData | None) -> tuple[int, ...]:
