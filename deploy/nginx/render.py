@@ -18,7 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -321,9 +321,7 @@ def render(out_dir: Path, options: GatewayOptions) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "openapi.json").write_bytes(merged_openapi())
     if not options.public_api_templates:
-        options = GatewayOptions(
-            **{**options.__dict__, "public_api_templates": public_api_templates(service_routes())}
-        )
+        options = replace(options, public_api_templates=public_api_templates(service_routes()))
     config = out_dir / "nginx.conf"
     config.write_text(render_config(options))
     return config
