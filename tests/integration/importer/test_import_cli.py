@@ -340,8 +340,11 @@ def test_malformed_input_exits_non_zero_with_one_line_per_problem_and_writes_not
     monkeypatch.setenv("DATABASE_URL", db_url)
     before = counts(db)
     code = main(["import-cli", *map(str, import_args(folder)), *(["--dry-run"] if dry_run else [])])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert code == 1
+    if case == "all at once":  # the summary table counts them too
+        assert re.search(r"^tasks +\d+ +0 +3$", captured.out, re.MULTILINE), captured.out
     problems = [line for line in err.splitlines() if line.startswith("problem:")]
     assert len(problems) == len(expected), err
     for line, start in zip(problems, expected, strict=True):

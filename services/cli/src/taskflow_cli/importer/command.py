@@ -105,6 +105,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     for note in plan.notes:
         print(f"note: {note}", file=out)
     if fatal:
+        print(summary_table(_offline_outcome(plan, fatal), dry_run=True), file=out)
         print(f"{len(fatal)} problem(s) in the input; nothing was written", file=err)
         return EXIT_PROBLEMS
 
@@ -176,11 +177,26 @@ async def _apply(
         await conn.close()
 
 
-def _offline_outcome(plan: Plan) -> Outcome:
+_CATEGORY_OF_WHERE = {
+    "workers": "workers",
+    "projects": "projects",
+    "tasks": "tasks",
+    "audit_logs": "audit entries",
+    "--user": "workers",
+}
+
+
+def _offline_outcome(plan: Plan, problems: list[Problem] | None = None) -> Outcome:
+    """Counts from the plan alone (no database): what an empty database would receive."""
     outcome = Outcome()
     outcome.tallies["workers"].created = len(plan.workers)
     outcome.tallies["projects"].created = len(plan.projects)
     outcome.tallies["memberships"].created = len(plan.members)
     outcome.tallies["tasks"].created = len(plan.tasks)
     outcome.tallies["audit entries"].created = len(plan.events)
+    for problem in problems or []:
+        prefix = problem.where.split("[", 1)[0].split(" ", 1)[0]
+        category = _CATEGORY_OF_WHERE.get(prefix)
+        if category is not None:
+            outcome.tallies[category].problems += 1
     return outcome
