@@ -190,3 +190,43 @@ def test_configuration_carries_the_database_and_sso_settings() -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["migrate"]
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_service_image_environment_runs_its_app_alone(name: str, tmp_path: Path) -> None:
+    """What the Dockerfile's ``service`` target installs (``uv sync --package``, no dev, no
+    editable) is enough to build the app, and leaves the CLI and embedded PostgreSQL out."""
+    import os
+    import shutil
+    import subprocess
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    env.pop("VIRTUAL_ENV", None)
+    sync = subprocess.run(
+        [uv, "sync", "--frozen", "--offline", "--no-dev", "--no-editable", "--quiet",
+         "--package", f"taskflow-{name}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert sync.returncode == 0, sync.stderr
+    module = ASGI_MODULES[name].split(":")[0]
+    probe = (
+        "import importlib.util, sys\n"
+        f"import {module} as m\n"
+        "assert m.app.routes\n"
+        "import uvicorn\n"
+        "assert importlib.util.find_spec('taskflow_cli') is None\n"
+        "assert importlib.util.find_spec('pgserver') is None\n"
+    )
+    run = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": "postgresql://u@127.0.0.1:1/db"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
