@@ -230,3 +230,32 @@ def test_a_service_image_environment_runs_its_app_alone(name: str, tmp_path: Pat
         check=False,
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_the_gateway_image_render_step_runs(tmp_path: Path) -> None:
+    """The Dockerfile's render command line: every flag exists and the script writes the
+    config and the merged document (with the compose resolver, as compose builds it)."""
+    import subprocess
+    import sys
+
+    stage = dockerfile_stages()["gateway-render"]
+    command = re.search(r"RUN (/app/\.venv/bin/python deploy/nginx/render\.py.*?)\n\n", stage, re.S)
+    assert command is not None
+    flags = set(re.findall(r"(--[a-z-]+)", command.group(1)))
+    help_text = subprocess.run(
+        [sys.executable, "deploy/nginx/render.py", "--help"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert all(flag in help_text for flag in flags), flags
+    out = tmp_path / "gateway"
+    subprocess.run(
+        [sys.executable, "deploy/nginx/render.py", "--out", str(out), "--listen", "8080",
+         "--openapi-file", "/etc/nginx/taskflow/openapi.json", "--access-log", "/dev/stdout",
+         "--allowed-origins", "http://localhost:3000", "--max-body-bytes", "1048576",
+         "--resolver", "127.0.0.11"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    config = (out / "nginx.conf").read_text()
+    assert "listen 8080;" in config and "server tasks:8000 max_fails=0 resolve;" in config
+    assert "alias /etc/nginx/taskflow/openapi.json;" in config
+    assert json.loads((out / "openapi.json").read_text())["paths"]
