@@ -120,7 +120,6 @@ class JWKSCache:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._inflight: asyncio.Task[bool] | None = None
-        self._background: set[asyncio.Task[bool]] = set()
 
     # state ---------------------------------------------------------------------------------
     @property
@@ -181,15 +180,18 @@ class JWKSCache:
     # fetching ------------------------------------------------------------------------------
     async def refresh(self) -> bool:
         """Fetch the key set once for every concurrent caller; True when it succeeded."""
+        return await asyncio.shield(self._start_fetch())
+
+    def _start_fetch(self) -> asyncio.Task[bool]:
+        """The fetch in flight, started now if there is none (synchronously, so every lookup
+        that follows in the same loop iteration sees it)."""
         if self._inflight is None or self._inflight.done():
             self._last_attempt = self.now()
             self._inflight = asyncio.ensure_future(self._fetch())
-        return await asyncio.shield(self._inflight)
+        return self._inflight
 
     def _revalidate_in_background(self) -> None:
-        task = asyncio.ensure_future(self.refresh())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._start_fetch()
 
     async def _fetch(self) -> bool:
         self.fetch_count += 1
@@ -221,7 +223,7 @@ class JWKSCache:
         return True
 
     async def close(self) -> None:
-        for task in [*self._background, *([self._inflight] if self._inflight else [])]:
-            task.cancel()
+        if self._inflight is not None:
+            self._inflight.cancel()
             with contextlib.suppress(BaseException):
-                await task
+                await self._inflight
