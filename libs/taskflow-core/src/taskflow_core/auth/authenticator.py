@@ -75,6 +75,10 @@ class Authenticator:
         self.dev = dev
 
     async def authenticate(self, token: str) -> Identity:
+        """The identity behind a bearer credential (the part after ``Bearer ``).
+
+        Raises ``Unauthorized`` (401 + ``WWW-Authenticate``) for a bad credential and
+        ``ServiceUnavailable`` (503) when no signing keys / no verifier can be reached."""
         token = token.strip()
         if not token:
             raise Unauthorized("Not authenticated")
