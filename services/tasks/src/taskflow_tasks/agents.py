@@ -3,6 +3,7 @@ registered them: any worker of that tenant may manage them; other tenants see 40
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import falcon
@@ -24,8 +25,9 @@ from .core_schemas import (
 from .deps import TasksDeps
 from .outbox import record_event
 from .provisioning import Caller, identity_of
-from .safe_writes import idempotent_request
+from .safe_writes import idempotent_post
 
+Conn = psycopg.AsyncConnection[Any]
 TAG = "agents"
 AGENT_EXAMPLE = {
     "id": 12,
@@ -70,14 +72,8 @@ class AgentCollection:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await load_body(req, _create)
-        identity = identity_of(req)
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
-            idem = await idempotent_request(req, caller)
-            now = self.deps.settings.clock()
-            if idem is not None and (stored := await idem.claim(conn, now)):
-                stored.write(resp)
-                return
+
+        async def register(conn: Conn, caller: Caller, now: datetime) -> None:
             agent = await store_workers.insert_worker(
                 conn,
                 handle=body["handle"],
@@ -109,8 +105,8 @@ class AgentCollection:
             resp.status = 201
             resp.media = WORKER_READ.dump(agent)
             resp.set_header("Location", f"/api/workers/agents/{agent['id']}")
-            if idem is not None:
-                await idem.save(conn, resp)
+
+        await idempotent_post(self.deps, req, resp, register)
 
 
 class AgentItem:

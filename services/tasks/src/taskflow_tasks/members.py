@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
+import psycopg
 from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest, NotFound
 from taskflow_core.routing import Operation, Route
@@ -22,9 +24,10 @@ from .core_schemas import (
 )
 from .deps import TasksDeps
 from .outbox import record_event
-from .provisioning import create_placeholder_human, identity_of
-from .safe_writes import idempotent_request
+from .provisioning import Caller, create_placeholder_human, identity_of
+from .safe_writes import idempotent_post
 
+Conn = psycopg.AsyncConnection[Any]
 TAG = "members"
 MEMBER_EXAMPLE = {
     "id": 31,
@@ -61,15 +64,8 @@ class MemberCollection:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _create)
         kind, target = core_rules.member_target(body["user_id"], body["agent_id"])
-        identity = identity_of(req)
-        settings = self.deps.settings
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
-            idem = await idempotent_request(req, caller)
-            now = settings.clock()
-            if idem is not None and (stored := await idem.claim(conn, now)):
-                stored.write(resp)
-                return
+
+        async def add(conn: Conn, caller: Caller, now: datetime) -> None:
             project = await access.project_for_owner(
                 conn, caller, pid, core_rules.MEMBERS_ADD_OWNER_ONLY, lock=True
             )
@@ -85,7 +81,7 @@ class MemberCollection:
                 worker = found
             else:
                 worker = await create_placeholder_human(
-                    conn, str(target), project["tenant_id"], caller.actor, settings
+                    conn, str(target), project["tenant_id"], caller.actor, self.deps.settings
                 )
             member = await store_members.add_member(conn, pid, worker["id"], "member", now)
             if member is None:
@@ -108,8 +104,8 @@ class MemberCollection:
             )
             resp.status = 201
             resp.media = MEMBER_READ.dump(member)
-            if idem is not None:
-                await idem.save(conn, resp)
+
+        await idempotent_post(self.deps, req, resp, add)
 
 
 class MemberItem:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
+import psycopg
 from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest
 from taskflow_core.routing import Operation, Route
@@ -22,8 +24,8 @@ from .core_schemas import (
 )
 from .deps import TasksDeps
 from .outbox import record_event
-from .provisioning import identity_of
-from .safe_writes import check_if_match, etag, idempotent_request
+from .provisioning import Caller, identity_of
+from .safe_writes import check_if_match, etag, idempotent_post
 
 TAG = "projects"
 PROJECT_EXAMPLE = {
@@ -39,6 +41,7 @@ PROJECT_EXAMPLE = {
     "created_at": "2025-12-10T08:15:30.123456+00:00",
     "updated_at": "2025-12-11T09:00:00+00:00",
 }
+Conn = psycopg.AsyncConnection[Any]
 IF_MATCH = ("If-Match",)
 IDEMPOTENCY = ("Idempotency-Key",)
 
@@ -74,15 +77,8 @@ class ProjectCollection:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await load_body(req, _create)
-        identity = identity_of(req)
-        settings = self.deps.settings
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
-            idem = await idempotent_request(req, caller)
-            now = settings.clock()
-            if idem is not None and (stored := await idem.claim(conn, now)):
-                stored.write(resp)
-                return
+
+        async def create(conn: Conn, caller: Caller, now: datetime) -> None:
             project = await store_projects.insert_project(
                 conn,
                 tenant_id=caller.tenant_id,
@@ -115,8 +111,8 @@ class ProjectCollection:
             )
             _respond(resp, project, 201)
             resp.set_header("Location", f"/api/projects/{project['id']}")
-            if idem is not None:
-                await idem.save(conn, resp)
+
+        await idempotent_post(self.deps, req, resp, create)
 
 
 class ProjectItem:

@@ -17,6 +17,7 @@ is a 422. A failed request stores nothing, so it may be retried with its key. Ke
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,10 +26,12 @@ import falcon
 import falcon.asgi
 import orjson
 import psycopg
+from taskflow_core.db import transaction
 from taskflow_core.errors import APIError, validation_error
 
 from . import store_idempotency
-from .provisioning import Caller
+from .deps import TasksDeps
+from .provisioning import Caller, identity_of
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -165,3 +168,27 @@ async def idempotent_request(req: falcon.asgi.Request, caller: Caller) -> Idempo
         path=req.path,
         fingerprint=request_hash(req.method, req.path, req.query_string, body),
     )
+
+
+PostWrite = Callable[[Conn, Caller, datetime], Awaitable[None]]
+
+
+async def idempotent_post(
+    deps: TasksDeps, req: falcon.asgi.Request, resp: falcon.asgi.Response, write: PostWrite
+) -> None:
+    """Run a POST as one transaction honouring ``Idempotency-Key``.
+
+    ``write(conn, caller, now)`` does the change and sets ``resp``; it runs only when the key
+    (if any) is new, and its response is stored with the change. A replay answers the stored
+    response and writes nothing."""
+    identity = identity_of(req)
+    async with transaction(deps.pool) as conn:
+        caller = await deps.provisioner.caller(identity, conn)
+        idem = await idempotent_request(req, caller)
+        now = deps.settings.clock()
+        if idem is not None and (stored := await idem.claim(conn, now)) is not None:
+            stored.write(resp)
+            return
+        await write(conn, caller, now)
+        if idem is not None:
+            await idem.save(conn, resp)

@@ -7,18 +7,14 @@ from typing import Any
 
 import psycopg
 
+from .store_tasks import like_pattern
+
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 
 MEMBER_READ = """
     m.id, m.worker_id, w.handle, w.name, w.type, m.role, m.joined_at
 """
-
-
-def _like_contains(text: str) -> str:
-    """``%text%`` with the LIKE wildcards of ``text`` escaped (they match literally)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 async def list_members(conn: Conn, project_id: int) -> list[Row]:
@@ -84,7 +80,7 @@ async def search(
     Visible: workers whose home tenant it is (its agents; humans who first logged in there) and
     the members of its live projects. With ``project_id``: only that project's members.
     Humans first, then by name, then id. ``total`` on each row is the full match count."""
-    pattern = _like_contains(query.lower()) if query else None
+    pattern = like_pattern(query.lower()) if query else None
     if project_id is not None:
         visible = "SELECT worker_id AS id FROM tasks.project_members WHERE project_id = %(project)s"
     else:

@@ -66,8 +66,8 @@ async def get_read(conn: Conn, project_id: int) -> Row:
 async def taken_slugs(conn: Conn, tenant_id: str, base: str) -> set[str]:
     cur = await conn.execute(
         "SELECT slug FROM tasks.projects WHERE tenant_id = %s AND deleted_at IS NULL"
-        " AND (slug = %s OR slug LIKE %s)",
-        (tenant_id, base, base + "-%"),
+        " AND (slug = %s OR starts_with(slug, %s))",
+        (tenant_id, base, base + "-"),
     )
     return {row["slug"] for row in await cur.fetchall()}
 

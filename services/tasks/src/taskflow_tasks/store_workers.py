@@ -17,10 +17,6 @@ WORKER_COLUMNS = (
 )
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def find_human_caller(conn: Conn, user_id: str, tenant_id: str) -> Row | None:
     """The human worker of ``user_id`` and their Default project in ``tenant_id`` (if any)."""
     cur = await conn.execute(
@@ -57,8 +53,8 @@ async def lock_provisioning(conn: Conn, principal: str) -> None:
 async def taken_handles(conn: Conn, base: str) -> set[str]:
     """Handles equal to ``base`` or ``base-<anything>`` (candidates for collision suffixes)."""
     cur = await conn.execute(
-        "SELECT handle FROM tasks.workers WHERE handle = %s OR handle LIKE %s",
-        (base, _like_prefix(base) + "-%"),
+        "SELECT handle FROM tasks.workers WHERE handle = %s OR starts_with(handle, %s)",
+        (base, base + "-"),
     )
     return {row["handle"] for row in await cur.fetchall()}
 
