@@ -24,6 +24,7 @@ from .timezone import LocalTime, parse_offset
 from .write import ImportConflict, Importer, Outcome, Progress, RunContext, connect
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_DATABASE = 0, 1, 2, 3
+TENANT_MAX = 100  # projects.tenant_id varchar(100)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         user_subs = _user_map(args.user)
     except (ValueError, ConfigError) as exc:
         print(f"taskflow import-cli: {exc}", file=err)
+        return EXIT_USAGE
+    if not 0 < len(args.tenant) <= TENANT_MAX:
+        print(f"taskflow import-cli: --tenant must be 1 to {TENANT_MAX} characters", file=err)
         return EXIT_USAGE
     if not args.dry_run and not settings.database_url:
         print("taskflow import-cli: DATABASE_URL is required (or use --dry-run)", file=err)
@@ -155,7 +159,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.dry_run:
         print("dry run: nothing was written", file=out)
     elif outcome.created_total == 0:
-        print(f"nothing new: this file was already imported into tenant {args.tenant}", file=out)
+        when = outcome.previously_completed
+        since = f" (completed {when.isoformat(timespec='seconds')})" if when else ""
+        print(
+            f"nothing new: this file was already imported into tenant {args.tenant}{since}",
+            file=out,
+        )
     else:
         print(f"imported: {outcome.created_total} rows created", file=out)
     return EXIT_OK
