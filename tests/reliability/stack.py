@@ -153,3 +153,28 @@ def running_stack(
     finally:
         stack.stop_all()
         drop_database(admin_url, url)
+
+
+@contextmanager
+def running_gateway(
+    admin_url: str, template: str, issuer: TestIssuer, **options: object
+) -> Iterator[object]:
+    """D's e2e stack (nginx in front of the three services) on a database of its own; skips
+    (or fails when TASKFLOW_REQUIRE_E2E=1) without nginx."""
+    import shutil
+
+    from tests.e2e.conftest import load_render, require_tool, start_stack, stop_stack
+    from tests.support.postgres import create_database, drop_database
+
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        require_tool("nginx is not installed")
+    url = create_database(admin_url, template=template)
+    try:
+        running = start_stack(str(nginx), load_render(), issuer, url, **options)
+        try:
+            yield running
+        finally:
+            stop_stack(running)
+    finally:
+        drop_database(admin_url, url)

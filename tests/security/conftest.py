@@ -18,6 +18,7 @@ from tests.reliability.stack import (
     create_project,
     create_task,
     new_user,
+    running_gateway,
     running_stack,
 )
 from tests.support.issuer import TestIssuer
@@ -129,3 +130,10 @@ def world(
         services=("tasks", "audit", "auth-verifier"),
     ) as stack:
         yield build_world(stack, issuer)
+
+
+@pytest.fixture(scope="session")
+def gateway(issuer: TestIssuer, pg_admin_url: str, template_db: str) -> Iterator[Any]:
+    """The real nginx gateway in front of the three services (tests/e2e's stack)."""
+    with running_gateway(pg_admin_url, template_db, issuer) as stack:
+        yield stack

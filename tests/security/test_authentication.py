@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -198,24 +197,6 @@ def _all_operations(base_url: str) -> Iterator[tuple[str, str]]:
 
 
 # Through the gateway ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def gateway(world: World, issuer: TestIssuer, pg_admin_url: str, template_db: str) -> Iterator[Any]:
-    """D's e2e stack (nginx in front of the three services), or a skip when nginx is absent."""
-    from tests.e2e.conftest import load_render, require_tool, start_stack, stop_stack
-    from tests.support.postgres import create_database, drop_database
-
-    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if nginx is None:
-        require_tool("nginx is not installed")
-    url = create_database(pg_admin_url, template=template_db)
-    running = start_stack(str(nginx), load_render(), issuer, url)
-    try:
-        yield running
-    finally:
-        stop_stack(running)
-        drop_database(pg_admin_url, url)
 
 
 def test_token_matrix_through_the_gateway(gateway: Any, issuer: TestIssuer) -> None:
