@@ -148,3 +148,11 @@ def test_provisioning_joins_the_request_and_is_undone_with_it(make_user, db: Dat
         ("worker", "created"),
         ("project", "created"),
     ]
+
+
+def test_overlong_tenant_claim_is_refused_not_a_500(make_user, db: Database) -> None:
+    odd: User = make_user("odd-tenant-user", tenant="t" * 101)
+    r = odd.get("/api/projects")
+    assert r.status_code == 401
+    assert "Tenant id" in r.json()["error"]
+    assert db.value("SELECT count(*) FROM tasks.workers") == 0

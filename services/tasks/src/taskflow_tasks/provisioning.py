@@ -35,6 +35,7 @@ WorkerType = Literal["human", "agent"]
 DEFAULT_PROJECT_NAME = "Default"
 DEFAULT_PROJECT_DESCRIPTION = "Your personal task workspace"
 _MAX_INSERT_ATTEMPTS = 20
+TENANT_ID_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ def identity_of(req: falcon.asgi.Request) -> Identity:
         raise Unauthorized("Not authenticated")
     if identity.is_service:
         raise Forbidden("Service credentials cannot act as a worker")
+    if len(identity.tenant_id) > TENANT_ID_MAX:
+        # The tenant comes from a token claim; refuse it before it reaches a varchar(100).
+        raise Unauthorized(
+            f"Tenant id longer than {TENANT_ID_MAX} characters", error="invalid_token"
+        )
     return identity
 
 
