@@ -201,3 +201,11 @@ def test_event_ids_are_deterministic_per_file_and_tenant() -> None:
     assert plan_of(raw, options=other_tenant).events[0].event_id != first
     other_file = ImportOptions("tenant-a", "e" * 64)
     assert plan_of(raw, options=other_file).events[0].event_id != first
+
+
+def test_emails_and_subjects_only_for_humans_in_the_file() -> None:
+    options = ImportOptions("t", "f" * 64, {"@ghost": "sub"}, {"@a": "a@example.test"})
+    data, _ = read_data(files(minimal()))
+    plan = build_plan(data, options, LocalTime(fixed=parse_offset("+00:00")))
+    assert lines(plan) == ["problem: --user @ghost: no worker with this handle in the file"]
+    assert plan.workers[0].email == "a@example.test"

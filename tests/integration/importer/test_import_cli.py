@@ -400,14 +400,20 @@ def test_a_project_slug_taken_in_the_tenant_is_refused_before_anything_is_writte
     "/work/notes/g-to-b1.md)",
     strict=False,
 )
-def test_an_imported_human_is_claimed_by_a_later_sso_login_with_the_same_handle(
-    tmp_path: Path, db_url: str, services: Services, issuer: Any
+@pytest.mark.parametrize(
+    ("email", "extra"),
+    [
+        ("bob@example.test", []),  # the handle a login derives (@bob) is the CLI's
+        ("robert.b@example.test", ["--email", "@bob=robert.b@example.test"]),  # by email
+    ],
+)
+def test_an_imported_human_is_claimed_by_a_later_sso_login_with_the_same_handle_or_email(
+    email: str, extra: list[str], tmp_path: Path, db_url: str, services: Services, issuer: Any
 ) -> None:
     folder = realistic().write(tmp_path)
-    assert run_import(db_url, *import_args(folder)).code == 0
+    assert run_import(db_url, *import_args(folder, *extra)).code == 0
     services.start()
-    # Bob was @bob in the CLI; his first SSO login (bob@...) derives the handle @bob.
-    token = issuer.token("bob-sso-sub", tenant_id=TENANT, email="bob@example.test", name="Bob")
+    token = issuer.token("bob-sso-sub", tenant_id=TENANT, email=email, name="Bob")
     with httpx.Client(
         base_url=f"http://127.0.0.1:{services.tasks_port}",
         headers={"Authorization": f"Bearer {token}"},

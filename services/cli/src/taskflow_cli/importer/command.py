@@ -54,16 +54,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="@HANDLE=SUB",
         help="map a CLI human to an SSO subject (repeatable)",
     )
+    cmd.add_argument(
+        "--email",
+        action="append",
+        default=[],
+        metavar="@HANDLE=EMAIL",
+        help="record a CLI human's email, so their SSO login can claim the worker (repeatable)",
+    )
     cmd.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def _user_map(values: list[str]) -> dict[str, str]:
+def _handle_map(values: list[str], option: str, what: str) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for value in values:
-        handle, sep, sub = value.partition("=")
-        if not sep or not HANDLE_RE.match(handle) or not sub.strip():
-            raise ConfigError(f"--user {value!r}: expected @handle=SSO_SUBJECT")
-        mapping[handle] = sub.strip()
+        handle, sep, target = value.partition("=")
+        if not sep or not HANDLE_RE.match(handle) or not target.strip():
+            raise ConfigError(f"{option} {value!r}: expected @handle={what}")
+        if what == "EMAIL" and "@" not in target.strip(" @"):
+            raise ConfigError(f"{option} {value!r}: {target!r} is not an email address")
+        mapping[handle] = target.strip()
     return mapping
 
 
@@ -74,7 +83,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     settings = Settings.from_env()
     try:
         clock = LocalTime(fixed=parse_offset(args.utc_offset) if args.utc_offset else None)
-        user_subs = _user_map(args.user)
+        user_subs = _handle_map(args.user, "--user", "SSO_SUBJECT")
+        user_emails = _handle_map(args.email, "--email", "EMAIL")
     except (ValueError, ConfigError) as exc:
         print(f"taskflow import-cli: {exc}", file=err)
         return EXIT_USAGE
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print("nothing was written", file=err)
         return EXIT_PROBLEMS
     data, problems = read_data(files)
-    options = ImportOptions(args.tenant, files.fingerprint, user_subs)
+    options = ImportOptions(args.tenant, files.fingerprint, user_subs, user_emails)
     plan = build_plan(data, options, clock)
     problems = problems + plan.problems
     for line in problem_lines(problems):

@@ -37,6 +37,8 @@ class ImportOptions:
     fingerprint: str
     # ``--user @handle=SUB``: humans whose SSO subject is known at import time.
     user_subs: dict[str, str] = field(default_factory=dict)
+    # ``--email @handle=ADDRESS``: lets a later SSO login with that email claim the worker.
+    user_emails: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class PlannedWorker:
     capabilities: list[str]
     created_at: datetime | None
     user_id: str | None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,11 +173,15 @@ class _Planner:
 
     # -- workers and projects ------------------------------------------------------------------
     def map_workers(self) -> None:
-        for handle in self.options.user_subs:
-            if handle not in self.workers:
-                self.fail(f"--user {handle}", "no worker with this handle in the file")
-            elif self.workers[handle].type != "human":
-                self.fail(f"--user {handle}", "only a human worker can be mapped to an SSO user")
+        for option, handles in (
+            ("--user", self.options.user_subs),
+            ("--email", self.options.user_emails),
+        ):
+            for handle in handles:
+                if handle not in self.workers:
+                    self.fail(f"{option} {handle}", "no worker with this handle in the file")
+                elif self.workers[handle].type != "human":
+                    self.fail(f"{option} {handle}", "only a human worker can be mapped to a user")
         for worker in self.data.workers:
             if self.key_of(worker.handle) == OWNER_KEY:
                 if worker.created_at is not None:
@@ -190,6 +197,7 @@ class _Planner:
                     capabilities=list(worker.capabilities),
                     created_at=self.clock.to_utc(worker.created_at) if worker.created_at else None,
                     user_id=self.options.user_subs.get(worker.handle),
+                    email=self.options.user_emails.get(worker.handle),
                 )
             )
 

@@ -431,6 +431,7 @@ class Importer:
             user_id=user_id,
             agent_type=worker.agent_type,
             capabilities=worker.capabilities,
+            email=worker.email,
             now=worker.created_at or self.now,
         )
         if worker.type == "human" and worker.user_id is None and row["handle"] != worker.handle:
