@@ -10,6 +10,7 @@ import math
 import re
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -421,3 +422,12 @@ def test_an_imported_human_is_claimed_by_a_later_sso_login_with_the_same_handle_
     ) as bob:
         slugs = {p["slug"] for p in all_pages(bob, "/api/projects")}
         assert {"website", "infra", "default"} <= slugs  # the imported memberships are his
+
+
+def test_two_runs_at_once_write_everything_once(tmp_path: Path, db_url: str, clean_db: str) -> None:
+    folder = large(tasks=800, audit_entries=2500).write(tmp_path)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _: run_import(db_url, *import_args(folder)), range(2)))
+    assert [r.code for r in runs] == [0, 0], [r.err for r in runs]
+    assert run_import(clean_db, *import_args(folder)).code == 0
+    assert snapshot(db_url) == snapshot(clean_db)
