@@ -17,6 +17,7 @@ from .errors import error_body
 from .routing import Operation, Route
 
 _PARAM = re.compile(r"{(\w+)}")
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -67,7 +68,8 @@ def build_spec(title: str, version: str, routes: list[Route], description: str =
         if route.internal or not route.operations:
             continue
         path_params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+            # Ids are positive bigints (schemas.parse_id): anything else is a documented 422.
+            {"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA}
             if n.endswith("_id")
             else {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
             for n in _PARAM.findall(route.path)
