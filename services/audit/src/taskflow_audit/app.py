@@ -35,7 +35,7 @@ from .store import AuditStore
 
 TAG = "audit"
 ACCESS_CACHE_SECONDS = 5.0
-_READ_ERRORS = (403, 404, 503)
+_READ_ERRORS = (400, 403, 404, 503)
 _EXAMPLE = {
     "id": 42,
     "entity_type": "task",

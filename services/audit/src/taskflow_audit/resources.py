@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import falcon
 import falcon.asgi
 from taskflow_core.auth.identity import Identity
-from taskflow_core.errors import Forbidden, Unauthorized, validation_error
+from taskflow_core.errors import BadRequest, Forbidden, Unauthorized
 from taskflow_core.schemas import load_body, load_query, parse_id
 
 from .access import CallerRef
@@ -46,10 +46,12 @@ def _caller(req: falcon.asgi.Request) -> CallerRef:
 def _page(query: dict[str, Any]) -> Page:
     after = None
     if query.get("cursor"):
+        if query["offset"]:
+            raise BadRequest("Use either cursor or offset, not both")
         try:
             after = decode_cursor(query["cursor"], query["order"])
         except InvalidCursor as exc:
-            raise validation_error({"cursor": [str(exc)]}, "query") from exc
+            raise BadRequest(f"Invalid cursor: {exc}") from exc
     return Page(limit=query["limit"], offset=query["offset"], order=query["order"], after=after)
 
 
@@ -104,6 +106,8 @@ class AuditSearchResource:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         query = load_query(req, _SEARCH_QUERY)
         page = _page(query)
+        if query["since"] and query["until"] and query["until"] <= query["since"]:
+            raise BadRequest("until must be after since")
         filters = SearchFilters(
             actor_id=query["actor_id"],
             entity_type=query["entity_type"],
