@@ -393,6 +393,7 @@ def test_a_project_slug_taken_in_the_tenant_is_refused_before_anything_is_writte
     assert main(["import-cli", *map(str, import_args(folder))]) == 1
     err = capsys.readouterr().err
     assert "problem: project website: a project with this slug already exists" in err
+    assert "created by an import of a different version of data.json" in err
     assert counts(db) == before
 
 

@@ -186,19 +186,35 @@ class Importer:
             )
 
     async def _check_projects(self, conn: Conn) -> None:
+        """Slugs already live in the tenant: the import never merges into an existing project
+        (its tasks would be imported twice when it came from another version of the file)."""
         pending = [p for p in self.plan.projects if p.key not in self.recorded]
         cur = await conn.execute(
-            "SELECT slug FROM projects WHERE tenant_id = %s AND deleted_at IS NULL"
-            " AND slug = ANY(%s)",
+            """
+            SELECT p.slug, min(l.recorded_at) AS imported_at
+            FROM projects p
+            LEFT JOIN import_ledger l
+              ON l.tenant_id = p.tenant_id AND l.entity_key = 'project:' || p.slug
+             AND l.entity_id = p.id AND l.created
+            WHERE p.tenant_id = %s AND p.deleted_at IS NULL AND p.slug = ANY(%s)
+            GROUP BY p.slug ORDER BY p.slug
+            """,
             (self.tenant, [p.slug for p in pending]),
         )
         for row in await cur.fetchall():
+            if row["imported_at"] is not None:
+                origin = (
+                    "was created by an import of a different version of data.json on "
+                    f"{row['imported_at']:%Y-%m-%d %H:%M} UTC"
+                )
+            else:
+                origin = "was not created by an import of this file"
             self.outcome.problems.append(
                 Problem(
                     f"project {row['slug']}",
-                    f"a project with this slug already exists in tenant {self.tenant} and was not "
-                    "created by an import of this file; rename it in the CLI or import into "
-                    "another tenant",
+                    f"a project with this slug already exists in tenant {self.tenant} and "
+                    f"{origin}; the import does not merge into existing projects: rename it in "
+                    "the CLI or import into another tenant",
                 )
             )
             self.outcome.tallies["projects"].problems += 1
