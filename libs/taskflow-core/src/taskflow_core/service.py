@@ -48,8 +48,45 @@ class BodyLimitMiddleware:
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         length = req.content_length
-        if length is not None and length > self.max_bytes:
+        too_large = length is not None and length > self.max_bytes
+        if too_large or req.scope.get(_BODY_TOO_LARGE):
             raise APIError(413, f"Request body exceeds {self.max_bytes} bytes")
+
+
+_BODY_TOO_LARGE = "taskflow.body_too_large"
+
+
+async def _buffer_unsized_body(
+    scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], max_bytes: int
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A body without Content-Length (chunked) is read here, up to ``max_bytes``, so the limit
+    holds for it too; over the limit the scope is flagged (BodyLimitMiddleware answers 413,
+    through the normal middleware so the error keeps its request id and access line)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _replay([message], receive)
+        size += len(message.get("body", b""))
+        if size > max_bytes:
+            scope[_BODY_TOO_LARGE] = True
+            return _replay([{"type": "http.request", "body": b"", "more_body": False}], receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            body = b"".join(chunks)
+            return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replay(
+    messages: list[dict[str, Any]], receive: Callable[[], Awaitable[dict[str, Any]]]
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    pending = list(messages)
+
+    async def replayed() -> dict[str, Any]:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 @dataclass
@@ -182,6 +219,17 @@ class ServiceApp(falcon.asgi.App):
 
     routes: list[Route]
     metrics: ServiceMetrics
+    max_body_bytes: int = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # type: ignore[override]
+        if (
+            scope["type"] == "http"
+            and self.max_body_bytes
+            and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}
+            and not any(name == b"content-length" for name, _ in scope.get("headers", ()))
+        ):
+            receive = await _buffer_unsized_body(scope, receive, self.max_body_bytes)
+        await super().__call__(scope, receive, send)
 
 
 def build_app(
@@ -241,5 +289,6 @@ def build_app(
             app.add_route(route.path, route.resource)
     mount_docs(app, title, build_spec(title, version, all_routes))
     app.routes = all_routes
+    app.max_body_bytes = settings.max_body_bytes
     app.metrics = metrics
     return app
