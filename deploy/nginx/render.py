@@ -77,6 +77,7 @@ class GatewayOptions:
     access_log: str = "/dev/stdout"
     resolver: str | None = None  # DNS for upstreams whose address may change (compose)
     keepalive: int = 16
+    workers: int = 2
     public_api_templates: Sequence[str] = field(default_factory=tuple)
 
 
@@ -245,6 +246,7 @@ def render_config(options: GatewayOptions) -> str:
             raise ValueError(f"refusing an origin nginx would misread: {origin!r}")
     clear_identity = [f'proxy_set_header {h} "";' for h in IDENTITY_HEADERS]
     replacements = {
+        "WORKERS": str(options.workers),
         "ACCESS_LOG": options.access_log,
         "RESOLVER": (
             f"\n    resolver {options.resolver} valid=10s ipv6=off;\n" if options.resolver else ""
@@ -351,6 +353,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--access-log", default="/dev/stdout")
     parser.add_argument("--resolver", default=None, help="DNS server for upstream names")
+    parser.add_argument("--workers", type=int, default=2, help="nginx worker processes")
     return parser.parse_args(argv)
 
 
@@ -372,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         openapi_file=args.openapi_file or str(out / "openapi.json"),
         access_log=args.access_log,
         resolver=args.resolver,
+        workers=args.workers,
     )
     print(render(out, options))
     return 0
