@@ -35,7 +35,7 @@ def test_create_checks_and_messages(make_user: MakeUser) -> None:
     assert alice.get("/api/tasks/999999").json()["error"] == "Task not found"
 
 
-def test_direct_completion_and_subtask_fields(make_user: MakeUser) -> None:
+def test_direct_completion_and_subtask_fields(make_user: MakeUser, outbox: Outbox) -> None:
     alice = make_user()
     pid = alice.default_project
     tid = alice.task(pid)["id"]
@@ -44,6 +44,7 @@ def test_direct_completion_and_subtask_fields(make_user: MakeUser) -> None:
     assert done["completed_at"] is not None and done["started_at"] is None
     same = alice.patch(f"/api/tasks/{tid}/status", {"status": "completed"})
     assert same.status_code == 400
+    outbox.start()
     sub = alice.post(
         f"/api/tasks/{tid}/subtasks", {"title": "kid", "priority": "critical", "tags": ["x"]}
     )
@@ -51,6 +52,12 @@ def test_direct_completion_and_subtask_fields(make_user: MakeUser) -> None:
     body = sub.json()
     assert body["parent_task_id"] == tid and body["project_id"] == pid
     assert body["priority"] == "critical" and body["tags"] == ["x"]
+    (event,) = outbox.new()
+    assert (event["entity_id"], event["action"]) == (body["id"], "created")
+    assert event["details"]["is_subtask"] is True and event["details"]["parent_task_id"] == tid
+    # Only the methods each route documents exist (no stray responders).
+    assert alice.get(f"/api/tasks/{tid}/subtasks").status_code == 405
+    assert alice.get(f"/api/tasks/{tid}/approve").status_code == 405
 
 
 def test_list_filters_and_sorts(make_user: MakeUser) -> None:

@@ -235,21 +235,6 @@ class ProjectTasksResource(_TaskResource):
             _created(resp, row)
             await _save(idem, conn, resp)
 
-    async def create(
-        self,
-        conn: Conn,
-        caller: Caller,
-        project_id: int,
-        body: dict[str, Any],
-        now: datetime,
-        subtask_of: int,
-    ) -> Row:
-        row = await store_tasks.insert_task(
-            conn, _new_task(body, project_id, caller, now, parent=subtask_of)
-        )
-        await self.event(conn, caller, row, "created", _created_details(row, is_subtask=True), now)
-        return row
-
 
 def _new_task(
     body: dict[str, Any], project_id: int, caller: Caller, now: datetime, parent: int | None
@@ -606,7 +591,7 @@ class RejectResource(_ChangeResource):
         await self.change(req, resp, task_id)
 
 
-class SubtasksResource(ProjectTasksResource):
+class SubtasksResource(_TaskResource):
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
     ) -> None:
@@ -636,7 +621,10 @@ class SubtasksResource(ProjectTasksResource):
                 and await store_tasks.member_handle(conn, parent["project_id"], assignee) is None
             ):
                 raise BadRequest(f"Worker {assignee} is not a member of this project")
-            row = await self.create(conn, caller, parent["project_id"], body, now, subtask_of=tid)
+            values = _new_task(body, parent["project_id"], caller, now, parent=tid)
+            row = await store_tasks.insert_task(conn, values)
+            details = _created_details(row, is_subtask=True)
+            await self.event(conn, caller, row, "created", details, now)
             _created(resp, row)
             await _save(idem, conn, resp)
 
