@@ -16,6 +16,12 @@ transaction open across the HTTP call):
 
 A relay that dies mid-batch leaves a claim that expires; the batch is then posted again, and the
 audit service acknowledges the events it already has as duplicates (idempotent on event_id).
+
+"In order" means: oldest visible event first. Events written while the audit service is away
+arrive exactly in outbox order. Between transactions still running concurrently, the order is
+the order their commits make them visible (an outbox id taken by a transaction that commits
+later is delivered later); the events of one entity never swap, because the change and its
+event are written under that entity's row lock. Reads sort by the event's time anyway.
 """
 
 from __future__ import annotations
