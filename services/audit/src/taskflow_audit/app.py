@@ -71,7 +71,6 @@ def audit_routes(history: AuditHistory) -> list[Route]:
                     errors=_READ_ERRORS,
                     example=_EXAMPLE,
                     description="Also for a deleted task. " + _PAGING,
-                    headers=("X-Next-Cursor",),
                 ),
             ),
         ),
