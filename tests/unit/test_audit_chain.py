@@ -147,3 +147,31 @@ def test_subset_last_entry_must_match_the_head() -> None:
     report = verify_subset(_linked(chain, 1), 4, "f" * 64)
     assert report.broken is not None and report.broken.reason == "missing"
     assert report.broken.position == 4
+
+
+def test_encoding_and_hash_are_pinned() -> None:
+    """Stored chains depend on these exact bytes: changing the encoding breaks every chain."""
+    entry = {
+        "id": 1,
+        "event_id": uuid.UUID(int=1),
+        "tenant_id": "org-a",
+        "project_id": 2,
+        "entity_type": "task",
+        "entity_id": 3,
+        "action": "created",
+        "actor_id": 4,
+        "actor_handle": "@a",
+        "actor_type": "human",
+        "details": {"b": [1, 2.5, None, True], "a": "é"},
+        "created_at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        "recorded_at": datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
+    }
+    assert canonical_encoding(entry).decode() == (
+        '{"action":"created","actor_handle":"@a","actor_id":4,"actor_type":"human",'
+        '"created_at":"2026-01-02T03:04:05.000006Z","details":{"a":"é","b":[1,2.5,null,true]},'
+        '"entity_id":3,"entity_type":"task","event_id":"00000000-0000-0000-0000-000000000001",'
+        '"id":1,"project_id":2,"recorded_at":"2026-01-02T03:04:06.000000Z","tenant_id":"org-a"}'
+    )
+    assert entry_hash(GENESIS_HASH, entry) == (
+        "5cded774c9cf837d8e47ef5265fb35fcf6f70a4931aab639aeba2db66933b857"
+    )
