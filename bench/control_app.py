@@ -5,6 +5,11 @@ run under the same conditions, so figures compare across machines. It reads ``ta
 the tasks service's schema has it and it holds rows, else a small table of its own
 (``bench_control.items``, ids 1..1000).
 
+``/tasks/{id}`` is the control itself (psycopg's default: BEGIN, SELECT, COMMIT on a plain pool).
+Three informative variants show what the services' database pattern costs on top of it:
+``/checked-tx/`` (check on checkout + explicit transaction), ``/checked-pipeline-tx/`` (the same
+in a pipeline, as the tasks service's ``_unit``) and ``/autocommit/`` (one round trip).
+
 Run: ``CONTROL_DATABASE_URL=... uvicorn bench.control_app:app`` (bench/run.py does it).
 """
 
@@ -37,6 +42,8 @@ class Lifecycle:
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         await self.pool.open(wait=True)
+        if "query" in self.state:
+            return
         async with self.pool.connection() as conn:
             self.state["query"] = await _choose_query(conn)
 
@@ -90,6 +97,39 @@ class TaskByIdResource:
         resp.media = row
 
 
+class TaskInTransactionResource:
+    """The same SELECT the way the services run it: a pool that checks each connection on
+    checkout (the services' ``check=check_connection``) and an explicit transaction."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool, state: dict[str, Any]) -> None:
+        self.pool = pool
+        self.state = state
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: int
+    ) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(self.state["query"], (task_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise falcon.HTTPNotFound()
+        resp.media = row
+
+
+class TaskInPipelineResource(TaskInTransactionResource):
+    """As above inside ``conn.pipeline()`` too: the tasks service's ``_unit``."""
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: int
+    ) -> None:
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            cur = await conn.execute(self.state["query"], (task_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise falcon.HTTPNotFound()
+        resp.media = row
+
+
 class TableResource:
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
@@ -113,11 +153,40 @@ def create_app(database_url: str | None = None, pool_max_size: int = 10) -> falc
         open=False,
         name="bench-control",
     )
+    checked_pool = psycopg_pool.AsyncConnectionPool(
+        url,
+        kwargs={"row_factory": dict_row, "prepare_threshold": 5},
+        min_size=1,
+        max_size=pool_max_size,
+        open=False,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        name="bench-control-checked",
+    )
+    autocommit_pool = psycopg_pool.AsyncConnectionPool(
+        url,
+        kwargs={"row_factory": dict_row, "prepare_threshold": 5, "autocommit": True},
+        min_size=1,
+        max_size=pool_max_size,
+        open=False,
+        name="bench-control-autocommit",
+    )
     state: dict[str, Any] = {}
-    app = falcon.asgi.App(middleware=[Lifecycle(pool, state)])
+    app = falcon.asgi.App(
+        middleware=[
+            Lifecycle(pool, state),
+            Lifecycle(checked_pool, state),
+            Lifecycle(autocommit_pool, state),
+        ]
+    )
     handler = falcon.media.JSONHandler(dumps=_dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.add_route("/tasks/{task_id:int}", TaskByIdResource(pool, state))
+    app.add_route("/checked-tx/tasks/{task_id:int}", TaskInTransactionResource(checked_pool, state))
+    app.add_route(
+        "/checked-pipeline-tx/tasks/{task_id:int}", TaskInPipelineResource(checked_pool, state)
+    )
+    # One round trip: no BEGIN/COMMIT around a single read.
+    app.add_route("/autocommit/tasks/{task_id:int}", TaskByIdResource(autocommit_pool, state))
     app.add_route("/table", TableResource(state))
     app.add_route("/health", HealthResource())
     return app

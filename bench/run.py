@@ -322,6 +322,15 @@ def selected(scenarios: list[Scenario], names: str) -> list[Scenario]:
     return [s for s in scenarios if s.name in wanted or s.name == "control"]
 
 
+def with_profiled(names: str, profile: str) -> str:
+    """Profiled scenarios run even when --scenarios does not name them."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        return names
+    extra = [n.strip() for n in profile.split(",") if n.strip() and n.strip() not in wanted]
+    return ",".join(wanted + extra)
+
+
 def prepare_database(args: argparse.Namespace, log_dir: Path) -> tuple[str, bool]:
     """The bench database URL and whether its large data set is already loaded."""
     admin = admin_url()
@@ -368,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
             control_ids = control_task_ids(stack, data if seeded else None)
             gateway_url = start_gateway(stack, args, work_dir, notes)
             scenarios = selected(
-                build_scenarios(data if seeded else None, control_ids), args.scenarios
+                build_scenarios(data if seeded else None, control_ids),
+                with_profiled(args.scenarios, args.profile),
             )
             rows = run_scenarios(stack, scenarios, token, data, args, work_dir, gateway_url, notes)
             rss = {name: round(rss_mb(svc.pid), 1) for name, svc in stack.running().items()}

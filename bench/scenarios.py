@@ -35,6 +35,28 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
             "bare Falcon + psycopg_pool: one SELECT by primary key",
             gateway=False,
         ),
+        Scenario(
+            "control_checked_tx",
+            CONTROL,
+            Request("GET", "/checked-tx/tasks/{id}", ids=control_ids),
+            "the control's SELECT with the services' pattern: connection check on checkout + "
+            "BEGIN/COMMIT (informative)",
+            gateway=False,
+        ),
+        Scenario(
+            "control_pipeline_tx",
+            CONTROL,
+            Request("GET", "/checked-pipeline-tx/tasks/{id}", ids=control_ids),
+            "as control_checked_tx inside conn.pipeline() (the tasks service's _unit)",
+            gateway=False,
+        ),
+        Scenario(
+            "control_autocommit",
+            CONTROL,
+            Request("GET", "/autocommit/tasks/{id}", ids=control_ids),
+            "the control's SELECT on an autocommit connection: one round trip (informative)",
+            gateway=False,
+        ),
     ]
     pid = None if data is None else (data.bulk_list_project_id or data.list_project_id)
     if data is not None and data.read_task_ids and pid is not None:

@@ -43,12 +43,14 @@ class Counts:
 
 @dataclass
 class CountingProxy:
-    """Forwards 127.0.0.1:<port> to the PostgreSQL server, counting frontend messages."""
+    """Forwards 127.0.0.1:<port> to the PostgreSQL server, counting frontend messages (and,
+    while ``trace`` is a list, recording them: kind and SQL text or statement name)."""
 
     target_host: str
     target_port: int
     port: int = field(default_factory=free_port)
     counts: Counts = field(default_factory=Counts)
+    trace: list[str] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _server: asyncio.base_events.Server | None = None
@@ -112,6 +114,8 @@ class CountingProxy:
                     self.counts.statements += 1
                 elif kind == b"S":
                     self.counts.round_trips += 1
+                if self.trace is not None and kind in b"QPBES":
+                    self.trace.append(_describe(kind, body))
                 writer.write(kind + raw_len + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -131,6 +135,20 @@ class CountingProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+def _describe(kind: bytes, body: bytes) -> str:
+    """One frontend message as a trace line: Query/Parse show their SQL, Bind its statement."""
+    parts = body.split(b"\0")
+    if kind == b"Q":
+        return "Query   " + " ".join(parts[0].decode(errors="replace").split())[:160]
+    if kind == b"P":
+        name = parts[0].decode(errors="replace") or "<unnamed>"
+        sql = " ".join(parts[1].decode(errors="replace").split())[:160]
+        return f"Parse   {name}: {sql}"
+    if kind == b"B":
+        return f"Bind    {parts[1].decode(errors='replace') or '<unnamed>'}"
+    return {b"E": "Execute", b"S": "Sync"}[kind]
 
 
 def proxied_url(database_url: str, proxy: CountingProxy) -> str:
@@ -212,6 +230,7 @@ def count_sql_per_request(
                 after = counting.counts.snapshot()
                 statements = after[0] - before[0] - idle[0] * elapsed
                 trips = after[1] - before[1] - idle[1] * elapsed
+                trace_one(client, base, probes[-1], counting, log_dir, scenario.name)
                 row.sql_statements_per_req = round(max(statements, 0) / len(probes), 2)
                 row.sql_round_trips_per_req = round(max(trips, 0) / len(probes), 2)
                 log(
@@ -224,6 +243,27 @@ def count_sql_per_request(
                 service.managed.stop()
         for proxy in proxies.values():
             proxy.stop()
+
+
+def trace_one(
+    client: httpx.Client,
+    base: str,
+    probe: tuple[str, str, str | None],
+    proxy: CountingProxy,
+    log_dir: Path,
+    name: str,
+) -> None:
+    """The protocol messages of one request, for the report (a relay poll may interleave)."""
+    method, path, body = probe
+    if method == "PATCH" and body is not None:
+        body = body.replace('"blocked"', '"in_progress"')  # the probes left it blocked
+    proxy.trace = []
+    resp = client.request(method, base + path, content=body)
+    time.sleep(0.2)
+    lines, proxy.trace = proxy.trace, None
+    (log_dir.parent / f"sql-trace-{name}.txt").write_text(
+        f"{method} {path} -> {resp.status_code}\n" + "\n".join(lines) + "\n"
+    )
 
 
 def _idle_rate(proxy: CountingProxy) -> tuple[float, float]:
