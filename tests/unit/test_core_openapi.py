@@ -3,6 +3,8 @@ with its request and response schemas, parameters, error responses and an exampl
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from falcon import testing
 from taskflow_core.config import Settings
@@ -61,3 +63,16 @@ def test_write_headers_are_documented(spec: dict) -> None:
     assert "Idempotency-Key" in headers("/api/projects", "post")
     assert "If-Match" in headers("/api/projects/{project_id}", "put")
     assert "If-Match" in headers("/api/projects/{project_id}", "delete")
+
+
+def test_idempotency_key_is_documented_as_enforced(spec: dict) -> None:
+    params = spec["paths"]["/api/projects"]["post"]["parameters"]
+    (key,) = [p for p in params if p["name"] == "Idempotency-Key"]
+    schema = key["schema"]
+    assert schema["type"] == "string"
+    assert (schema["minLength"], schema["maxLength"]) == (1, 255)
+    pattern = re.compile(schema["pattern"])
+    for accepted in ("k", "a key with spaces ~!", "x" * 255):
+        assert pattern.search(accepted)
+    for refused in ("", " lead", "trail ", "café", "tab\there"):
+        assert not pattern.search(refused)

@@ -9,12 +9,14 @@ from marshmallow import ValidationError, fields
 from taskflow_core.errors import APIError
 from taskflow_core.schemas import (
     PageQuerySchema,
+    QuerySchema,
     StrictBoolean,
     StrictInteger,
     StrictSchema,
     UTCDateTime,
     parse_id,
 )
+from taskflow_core.schemas.base import holds_nul
 from taskflow_tasks.core_schemas import (
     AgentCreateSchema,
     MemberCreateSchema,
@@ -93,3 +95,49 @@ def test_project_read_dumps_only_the_reference_fields() -> None:
     dumped = ProjectReadSchema().dump(row)
     assert "owner_worker_id" not in dumped and "caller_role" not in dumped
     assert dumped["created_at"] == "2025-01-01T00:00:00+00:00"
+
+
+def test_integral_floats_are_integers_other_loose_numbers_are_not() -> None:
+    assert Sample().load({"n": 54.0}) == {"n": 54}
+    assert isinstance(Sample().load({"n": -3.0})["n"], int)
+    for bad in (54.5, "54", True, float("inf"), float("nan")):
+        with pytest.raises(ValidationError):
+            Sample().load({"n": bad})
+
+
+class Nested(StrictSchema):
+    items = fields.List(fields.Dict())
+    text = fields.String()
+
+
+class Query(QuerySchema):
+    q = fields.String()
+    named = fields.String(data_key="named-key")
+
+
+def test_nul_characters_are_refused_naming_each_field() -> None:
+    with pytest.raises(ValidationError) as err:
+        Nested().load({"items": [{"k": ["a\x00"]}], "text": "\x00"})
+    assert err.value.messages == {
+        "items": ["Must not contain NUL characters."],
+        "text": ["Must not contain NUL characters."],
+    }
+    with pytest.raises(ValidationError) as err:
+        Nested().load({"items": [{"a\x00": 1}]})
+    assert list(err.value.messages) == ["items"]
+    assert Nested().load({"text": "no nul here"}) == {"text": "no nul here"}
+
+
+def test_nul_in_query_strings_only_matters_for_known_parameters() -> None:
+    with pytest.raises(ValidationError) as err:
+        Query().load({"q": "a\x00b", "named-key": "\x00"})
+    assert set(err.value.messages) == {"q", "named-key"}
+    assert Query().load({"q": "x", "unknown": "\x00"}) == {"q": "x"}
+
+
+def test_a_deeply_nested_body_is_checked_without_recursion() -> None:
+    deep: list = ["\x00"]
+    for _ in range(5000):
+        deep = [deep]
+    assert holds_nul(deep)
+    assert not holds_nul([[[["fine"]]]])

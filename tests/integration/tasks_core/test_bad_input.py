@@ -10,6 +10,7 @@ import pytest
 from .conftest import Database, User
 
 LONG = "x" * 201
+NUL = "a\x00b"  # PostgreSQL text cannot hold U+0000: refused at validation, never a 500
 
 
 def _cases(pid: int, mid: int, aid: int) -> list[tuple[str, str, str, Any, int]]:
@@ -46,7 +47,10 @@ def _cases(pid: int, mid: int, aid: int) -> list[tuple[str, str, str, Any, int]]
             {"slug": "a", "name": "A", "description": "d" * 2001},
             422,
         ),
+        ("project NUL name", "POST", projects, {"slug": "a", "name": NUL}, 422),
+        ("project NUL slug", "POST", projects, {"slug": NUL, "name": "A"}, 422),
         # PUT /api/projects/{id}
+        ("update NUL description", "PUT", project, {"description": NUL}, 422),
         ("update unknown field", "PUT", project, {"is_default": False}, 422),
         ("update wrong type", "PUT", project, {"name": ["x"]}, 422),
         ("update over-long", "PUT", project, {"name": LONG}, 422),
@@ -64,6 +68,8 @@ def _cases(pid: int, mid: int, aid: int) -> list[tuple[str, str, str, Any, int]]
         ("member over-long", "POST", members, {"user_id": "u" * 256}, 422),
         ("member empty", "POST", members, {"user_id": ""}, 400),
         ("member negative id", "POST", members, {"agent_id": -3}, 422),
+        ("member NUL user", "POST", members, {"user_id": NUL}, 422),
+        ("member fractional id", "POST", members, {"agent_id": 1.5}, 422),
         ("member malformed json", "POST", members, b"nope", 422),
         ("member non-integer project", "POST", "/api/projects/x/members", {"user_id": "u"}, 422),
         # DELETE /api/projects/{id}/members/{mid}
@@ -78,10 +84,14 @@ def _cases(pid: int, mid: int, aid: int) -> list[tuple[str, str, str, Any, int]]
         ("agent empty name", "POST", agents, {**good_agent, "name": ""}, 422),
         ("agent too many caps", "POST", agents, {**good_agent, "capabilities": ["c"] * 51}, 422),
         ("agent malformed json", "POST", agents, b"[", 422),
+        ("agent NUL name", "POST", agents, {**good_agent, "name": NUL}, 422),
+        ("agent NUL handle", "POST", agents, {**good_agent, "handle": "@a\x00"}, 422),
+        ("agent NUL capability", "POST", agents, {**good_agent, "capabilities": [NUL]}, 422),
         # PUT /api/workers/agents/{id}
         ("agent update unknown", "PUT", agent, {"handle": "@new"}, 422),
         ("agent update over-long", "PUT", agent, {"name": LONG}, 422),
         ("agent update wrong type", "PUT", agent, {"capabilities": [1]}, 422),
+        ("agent update NUL capability", "PUT", agent, {"capabilities": ["ok", NUL]}, 422),
         ("agent update non-integer id", "PUT", "/api/workers/agents/ab", {"name": "A"}, 422),
         # DELETE /api/workers/agents/{id}
         ("agent delete non-integer id", "DELETE", "/api/workers/agents/-1", None, 422),
@@ -135,3 +145,49 @@ def test_negative_or_huge_limits_are_422(world: tuple[User, int, int, int]) -> N
     for path in ("/api/projects", "/api/workers/agents"):
         for limit in ("-5", "0", "101", "1000000000000"):
             assert alice.get(path, params={"limit": limit}).status_code == 422, (path, limit)
+
+
+def test_nul_is_refused_naming_the_field(world: tuple[User, int, int, int]) -> None:
+    alice, pid = world[0], world[1]
+    r = alice.post("/api/projects", json={"slug": "nul", "name": NUL})
+    assert r.status_code == 422
+    assert {"loc": ["body", "name"], "msg": "Must not contain NUL characters."} in [
+        {"loc": item["loc"], "msg": item["msg"]} for item in r.json()["detail"]
+    ]
+    r = alice.get("/api/members/search", params={"q": NUL, "project_id": pid})
+    assert r.status_code == 422
+    assert ["query", "q"] in [item["loc"] for item in r.json()["detail"]]
+    # An unknown query parameter is still ignored, whatever it holds.
+    assert alice.get("/api/projects", params={"other": NUL}).status_code == 200
+
+
+def test_an_integral_float_is_an_integer(world: tuple[User, int, int, int]) -> None:
+    alice, pid = world[0], world[1]
+    aid = alice.post(
+        "/api/workers/agents", json={"handle": "@floaty", "name": "F", "agent_type": "qwen"}
+    ).json()["id"]
+    r = alice.post(f"/api/projects/{pid}/members", json={"agent_id": float(aid)})
+    assert r.status_code == 201, r.text
+    assert r.json()["worker_id"] == aid
+
+
+def test_malformed_idempotency_keys_are_422_as_documented(
+    world: tuple[User, int, int, int], db: Database
+) -> None:
+    alice = world[0]
+    before = db.snapshot()
+    keys: tuple[str | bytes, ...] = ("k" * 256, "café".encode(), "tab\there")
+    for key in keys:
+        r = alice.post(
+            "/api/projects",
+            json={"slug": "keyed", "name": "K"},
+            headers={"Idempotency-Key": key},
+        )
+        assert r.status_code == 422, (key, r.text)
+    assert db.snapshot() == before
+    ok = alice.post(
+        "/api/projects",
+        json={"slug": "keyed", "name": "K"},
+        headers={"Idempotency-Key": "a key with spaces ~!"},
+    )
+    assert ok.status_code == 201

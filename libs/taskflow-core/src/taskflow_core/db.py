@@ -169,7 +169,43 @@ async def _handle_outage(
     resp.set_headers(unavailable.headers)
 
 
+# Text the database cannot hold: a safety net behind validation (which refuses NUL already).
+UNSTORABLE_TEXT_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.errors.UntranslatableCharacter,
+    psycopg.errors.CharacterNotInRepertoire,
+)
+UNSTORABLE_TEXT = "Input contains characters that cannot be stored"
+
+
+def is_unstorable_input(ex: Exception) -> bool:
+    """Whether ``ex`` comes from client text the database cannot hold.
+
+    psycopg raises a bare ``DataError`` (no SQLSTATE) when it refuses to send a NUL byte; the
+    server's character-set errors have their own classes. Other ``DataError`` subclasses
+    (division by zero, out-of-range values) stay server errors: they point at a missing check.
+    """
+    if isinstance(ex, UNSTORABLE_TEXT_ERRORS):
+        return True
+    return type(ex) is psycopg.DataError and getattr(ex, "sqlstate", None) is None
+
+
+async def _handle_data_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    if not is_unstorable_input(ex):
+        # Same answer as the generic handler: a bug, logged with its traceback.
+        log.exception("unhandled_error", error=type(ex).__name__)
+        resp.status = 500
+        resp.media = error_body(500, "Internal server error")
+        return
+    log.warning("unstorable_input", path=req.path, error=type(ex).__name__)
+    resp.status = 422
+    resp.media = error_body(422, UNSTORABLE_TEXT)
+
+
 def install_outage_handler(app: falcon.asgi.App) -> None:
-    """Map database outages to 503 + Retry-After (never a 500 or a hang)."""
+    """Map database outages to 503 + Retry-After (never a 500 or a hang), and text the
+    database cannot store (NUL, invalid characters) to a 422."""
     for exc_type in DATABASE_OUTAGE_ERRORS:
         app.add_error_handler(exc_type, _handle_outage)
+    app.add_error_handler(psycopg.DataError, _handle_data_error)

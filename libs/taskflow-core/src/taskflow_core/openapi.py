@@ -14,7 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from .errors import error_body
-from .routing import Operation, Route
+from .routing import Operation, Route, header_schema
 
 _PARAM = re.compile(r"{(\w+)}")
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
@@ -120,7 +120,7 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
         parameters.append({"in": "query", "schema": op.query})
     for header in op.headers:
         parameters.append(
-            {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
+            {"name": header, "in": "header", "required": False, "schema": header_schema(header)}
         )
     if parameters:
         out["parameters"] = parameters

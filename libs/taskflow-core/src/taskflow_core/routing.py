@@ -7,6 +7,21 @@ from typing import Any
 
 from marshmallow import Schema
 
+# JSON Schemas of request headers named in ``Operation.headers`` (default: any string).
+# The module that enforces a header registers its exact constraints here, so the document
+# promises what the server accepts.
+HEADER_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def document_header(name: str, schema: dict[str, Any]) -> None:
+    """Record the JSON Schema of request header ``name`` for every operation naming it."""
+    HEADER_SCHEMAS[name] = schema
+
+
+def header_schema(name: str) -> dict[str, Any]:
+    """The documented JSON Schema of request header ``name``."""
+    return dict(HEADER_SCHEMAS.get(name, {"type": "string"}))
+
 
 @dataclass(frozen=True)
 class Operation:

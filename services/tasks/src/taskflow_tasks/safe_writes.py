@@ -17,6 +17,7 @@ is a 422. A failed request stores nothing, so it may be retried with its key. Ke
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ import orjson
 import psycopg
 from taskflow_core.db import transaction
 from taskflow_core.errors import APIError, validation_error
+from taskflow_core.routing import document_header
 
 from . import store_idempotency
 from .deps import TasksDeps
@@ -38,6 +40,20 @@ Conn = psycopg.AsyncConnection[Any]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+# Printable ASCII, no surrounding spaces (HTTP strips them anyway): the check and its document.
+_KEY_PATTERN = r"^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$"
+_KEY = re.compile(_KEY_PATTERN)
+document_header(
+    IDEMPOTENCY_HEADER,
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": _KEY_PATTERN,
+        "description": "Replays the first response of this caller's POST with the same key "
+        "(24 h); the same key with a different request is a 422.",
+    },
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STORED_HEADERS = ("ETag", "Location")
 
@@ -152,7 +168,7 @@ async def idempotent_request(req: falcon.asgi.Request, caller: Caller) -> Idempo
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+    if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
         raise validation_error(
             {IDEMPOTENCY_HEADER: [f"Must be 1..{MAX_KEY_LENGTH} printable ASCII characters."]},
             "header",

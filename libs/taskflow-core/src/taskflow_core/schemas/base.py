@@ -2,28 +2,79 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
+
+NUL_MESSAGE = "Must not contain NUL characters."
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) contains U+0000.
+
+    PostgreSQL ``text`` cannot store NUL, so such input must stop at validation. Walks
+    iteratively: a deeply nested body cannot exhaust the recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def refuse_nul(data: Any, keys: Iterable[str] | None = None) -> None:
+    """Raise a ``ValidationError`` naming every top-level field of ``data`` whose value holds
+    a NUL character (only the fields in ``keys`` when given)."""
+    if not isinstance(data, Mapping):
+        return
+    wanted = None if keys is None else set(keys)
+    bad = {
+        key: [NUL_MESSAGE]
+        for key, value in data.items()
+        if (wanted is None or key in wanted) and (holds_nul(key) or holds_nul(value))
+    }
+    if bad:
+        raise ValidationError(bad)
 
 
 class StrictSchema(Schema):
-    """Request bodies: an unknown field is a 422 (no silent mass assignment)."""
+    """Request bodies: an unknown field is a 422 (no silent mass assignment); a NUL character
+    in any string is a 422 naming the field."""
 
     class Meta:
         unknown = RAISE
 
+    @pre_load
+    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        refuse_nul(data)
+        return data
+
 
 class QuerySchema(Schema):
-    """Query strings: unknown parameters are ignored (old clients send extras)."""
+    """Query strings: unknown parameters are ignored (old clients send extras); a NUL
+    character in a known parameter is a 422 naming it."""
 
     class Meta:
         unknown = EXCLUDE
 
+    @pre_load
+    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        known = (field.data_key or name for name, field in self.load_fields.items())
+        refuse_nul(data, known)
+        return data
+
 
 class StrictInteger(fields.Integer):
-    """A JSON integer only: ``"5"``, ``5.5`` and ``true`` are refused."""
+    """A JSON integer: ``"5"``, ``5.5`` and ``true`` are refused; an integral float such as
+    ``54.0`` is accepted as ``54`` (JSON Schema's ``integer`` admits it)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -31,6 +82,8 @@ class StrictInteger(fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._validated(value)
 
 
