@@ -63,6 +63,19 @@ def test_access_on_every_audit_endpoint(
         assert task not in {r["entity_id"] for r in seen if r["entity_type"] == "task"}
     assert owner.audit.get("/api/tasks/abc/audit").status_code == 422
 
+    # The tasks service's internal access check answers service credentials only.
+    internal = f"/internal/tasks/projects/{project}/access"
+    params = {"sub": owner.sub, "tenant_id": owner.tenant}
+    assert owner.tasks.get(internal, params=params).status_code == 403
+    assert httpx.get(stack.tasks_url + internal, params=params).status_code == 401
+    audit_credential = ServiceCredentials(Settings(service_secret=stack.secret), "audit")
+    answer = httpx.get(
+        stack.tasks_url + internal,
+        params=params,
+        headers={"Authorization": f"Bearer {audit_credential.token_for('tasks')}"},
+    )
+    assert answer.json() == {"project_id": project, "access": "owner", "deleted": False}
+
 
 def test_ingestion_takes_only_the_tasks_service_credential(
     stack: AuditStack, make_user: MakeUser, db: psycopg.Connection[dict[str, Any]]
