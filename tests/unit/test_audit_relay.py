@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from taskflow_tasks.relay import Backoff, read_acknowledgement
+from taskflow_tasks.relay import Backoff, fit_batch, read_acknowledgement
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -31,6 +31,13 @@ def test_acknowledgement_matches_results_by_event_id() -> None:
     }
     ack = read_acknowledgement(batch, body)
     assert ack.delivered == [10, 11]
-    assert ack.rejected == {12: "actor_type: bad"}
+    assert ack.rejected == {12: "rejected by the audit service: actor_type: bad"}
     assert ack.missing == [13]
     assert read_acknowledgement(batch, "nonsense").missing == [10, 11, 12, 13]
+
+
+def test_batches_fit_the_byte_budget_but_never_come_out_empty() -> None:
+    rows = [{"id": i, "size": size} for i, size in enumerate([300, 300, 300, 50])]
+    assert [r["id"] for r in fit_batch(rows, 700)] == [0, 1]
+    assert [r["id"] for r in fit_batch(rows, 10_000)] == [0, 1, 2, 3]
+    assert [r["id"] for r in fit_batch(rows, 10)] == [0]  # alone, even when too big

@@ -3,13 +3,16 @@ relay(s) deliver every event once, in order, when it comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
+from taskflow_tasks.outbox import Actor, record_event
 
 from .conftest import AuditStack, MakeUser, outbox_ids, stored_ids, wait_delivered
 
@@ -137,3 +140,51 @@ def test_two_relays_deliver_each_event_exactly_once(
     assert stack.audit is not None and stack.audit.log_path is not None
     totals = _ingest_totals(stack.audit.log_path.read_text())
     assert totals == {"stored": len(expected), "duplicates": 0}
+
+
+def test_undeliverable_events_are_set_aside_and_never_block_the_rest(
+    stack: AuditStack, make_user: MakeUser, db: psycopg.Connection[dict[str, Any]], db_url: str
+) -> None:
+    """A malformed event (refused by the audit service) and one too large for any request are
+    marked with their reason and skipped; the events behind them still arrive."""
+    stack.start_audit()
+    stack.start_tasks()
+    alice = make_user()
+    project = alice.new_project()
+
+    async def write() -> None:
+        async with (
+            await psycopg.AsyncConnection.connect(db_url, prepare_threshold=None) as conn,
+            conn.transaction(),
+        ):
+            for action, details in (
+                ("Not An Action", {}),
+                ("huge", {"blob": "x" * 1_100_000}),
+                ("after_them", {"ok": True}),
+            ):
+                await record_event(
+                    conn,
+                    tenant_id=alice.tenant,
+                    project_id=project,
+                    entity_type="project",
+                    entity_id=project,
+                    action=action,
+                    actor=Actor(worker_id=1, handle="@a"),
+                    details=details,
+                    occurred_at=datetime.now(UTC),
+                )
+
+    asyncio.run(write())
+    wait_delivered(db)
+    errors = {
+        row["action"]: row["last_error"]
+        for row in db.execute(
+            "SELECT payload->>'action' AS action, last_error FROM tasks.outbox"
+            " WHERE payload->>'entity_type' = 'project' AND last_error IS NOT NULL"
+        ).fetchall()
+    }
+    assert "rejected by the audit service: action" in errors["Not An Action"]
+    assert "exceeds what the audit service accepts" in errors["huge"]
+    history = alice.all_pages(f"/api/projects/{project}/audit")
+    assert history[0]["action"] == "after_them"
+    assert {"Not An Action", "huge"}.isdisjoint(r["action"] for r in history)

@@ -78,6 +78,19 @@ class Backoff:
         return raw * (1 - self.jitter + 2 * self.jitter * rand())
 
 
+def fit_batch(rows: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
+    """The longest prefix of ``rows`` whose payloads (``size`` bytes each) fit in ``max_bytes``,
+    and always at least the first row (an oversized one is dealt with on its own)."""
+    kept: list[dict[str, Any]] = []
+    total = 0
+    for row in rows:
+        if kept and total + int(row["size"]) > max_bytes:
+            break
+        kept.append(row)
+        total += int(row["size"])
+    return kept
+
+
 @dataclass(frozen=True)
 class Acknowledgement:
     """The audit service's answer for a batch: event ids to mark delivered, and why some were
@@ -104,18 +117,22 @@ def read_acknowledgement(batch: list[dict[str, Any]], body: Any) -> Acknowledgem
         if status in ("stored", "duplicate"):
             delivered.append(row["id"])
         elif status == "rejected" and result is not None:
-            rejected[row["id"]] = str(result.get("reason") or "rejected")
+            reason = str(result.get("reason") or "no reason given")
+            rejected[row["id"]] = f"rejected by the audit service: {reason}"
         else:
             missing.append(row["id"])
     return Acknowledgement(delivered, rejected, missing)
 
 
 # -- SQL ----------------------------------------------------------------------------------------
-async def claim_batch(conn: Conn, limit: int, lease: timedelta) -> list[dict[str, Any]]:
-    """The oldest pending events, claimed for ``lease``; [] when there are none or when another
-    relay holds (or is claiming) older ones. Call inside a transaction."""
+async def claim_batch(
+    conn: Conn, limit: int, lease: timedelta, max_bytes: int = 2**62
+) -> list[dict[str, Any]]:
+    """The oldest pending events (at most ``limit``, about ``max_bytes`` of JSON), claimed for
+    ``lease``; [] when there are none or when another relay holds (or is claiming) older ones.
+    Call inside a transaction."""
     cur = await conn.execute(
-        "SELECT id, event_id, payload FROM tasks.outbox"
+        "SELECT id, event_id, payload, octet_length(payload::text) AS size FROM tasks.outbox"
         " WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())"
         " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
@@ -131,6 +148,7 @@ async def claim_batch(conn: Conn, limit: int, lease: timedelta) -> list[dict[str
     state = await cur.fetchone()
     if state is None or state["claimed_elsewhere"] or state["oldest"] != rows[0]["id"]:
         return []
+    rows = fit_batch(rows, max_bytes)
     await conn.execute(
         "UPDATE tasks.outbox SET claimed_until = now() + %s, attempts = attempts + 1"
         " WHERE id = ANY(%s)",
@@ -139,18 +157,19 @@ async def claim_batch(conn: Conn, limit: int, lease: timedelta) -> list[dict[str
     return list(rows)
 
 
-async def mark_delivered(conn: Conn, ids: list[int], rejected: dict[int, str]) -> None:
+async def mark_delivered(conn: Conn, ids: list[int], set_aside: dict[int, str]) -> None:
+    """Settle events: ``ids`` delivered; ``set_aside`` never deliverable, with the reason."""
     if ids:
         await conn.execute(
             "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = NULL"
             " WHERE id = ANY(%s) AND delivered_at IS NULL",
             (ids,),
         )
-    for outbox_id, reason in rejected.items():
+    for outbox_id, reason in set_aside.items():
         await conn.execute(
             "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = %s"
             " WHERE id = %s AND delivered_at IS NULL",
-            (f"rejected by the audit service: {reason}"[:2000], outbox_id),
+            (reason[:2000], outbox_id),
         )
 
 
@@ -202,6 +221,10 @@ class OutboxRelay:
         self.url = settings.audit_url.rstrip("/") + INGEST_PATH
         self.interval = max(0.05, settings.outbox_relay_interval)
         self.batch_size = batch_size
+        # The audit service refuses bodies over MAX_BODY_BYTES (413): batches stay well under,
+        # and a single event too large to ever be accepted is set aside, not retried forever.
+        self.batch_bytes = settings.max_body_bytes // 2
+        self.event_bytes = settings.max_body_bytes - 4096
         self.backoff = Backoff.for_interval(self.interval)
         # Long enough for one POST (with its timeouts) and the acknowledgement's transaction.
         self.lease = timedelta(seconds=max(30.0, 3 * settings.http_timeout))
@@ -223,11 +246,13 @@ class OutboxRelay:
     async def deliver_once(self) -> int:
         """Claim, post and acknowledge one batch; the number of events it settled."""
         async with transaction(self.pool) as conn:
-            batch = await claim_batch(conn, self.batch_size, self.lease)
+            batch = await claim_batch(conn, self.batch_size, self.lease, self.batch_bytes)
         if not batch:
             await self._log_backlog()
             return 0
         ids = [row["id"] for row in batch]
+        if int(batch[0]["size"]) > self.event_bytes:
+            return await self._set_aside(batch[0])
         try:
             ack = await self._post(batch)
         except DeliveryFailed as exc:
@@ -253,6 +278,13 @@ class OutboxRelay:
         )
         await self._log_backlog()
         return len(batch) - len(ack.missing)
+
+    async def _set_aside(self, row: dict[str, Any]) -> int:
+        reason = f"event of {row['size']} bytes exceeds what the audit service accepts"
+        async with transaction(self.pool) as conn:
+            await mark_delivered(conn, [], {row["id"]: reason})
+        log.error("outbox_event_too_large", outbox_id=row["id"], size=row["size"])
+        return 1
 
     async def _back_off(self, error: str, claimed: list[int] | None = None) -> None:
         """Wait before the next attempt, longer after each failure in a row; a claimed batch
