@@ -22,6 +22,7 @@ class Row:
     requests: int | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     cpu_ms_per_req: float | None = None
+    cpu_runs: list[float] = field(default_factory=list)  # every measured run, sorted
     x_control: float | None = None
     target_x: float | None = None
     other_cpu_ms_per_req: dict[str, float] = field(default_factory=dict)

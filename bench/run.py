@@ -63,7 +63,7 @@ from bench.stack import (
     recreate_database,
     with_database,
 )
-from bench.wrk import lua_script, require_wrk, run_wrk
+from bench.wrk import WrkResult, lua_script, require_wrk, run_wrk
 
 RESULTS = REPO_ROOT / "bench" / "results"
 MAX_DURATION = 120.0
@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the gateway runs (implies --through-gateway)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measured runs per scenario; the median counts"
+    )
     parser.add_argument("--sql-count", action="store_true", help="count SQL per request")
     parser.add_argument("--reseed", action="store_true", help="large: reload even if present")
     parser.add_argument("--pool-size", type=int, default=10, help="DB_POOL_MAX_SIZE per service")
@@ -100,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--warmup must be in [0, 30] seconds")
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be in [1, 1000]")
+    if not 1 <= args.repeat <= 9:
+        parser.error("--repeat must be in [1, 9]")
     if args.gateway_only:
         args.through_gateway = True
     return args
@@ -225,10 +230,51 @@ def measure(
         if scenario.reset_status and data is not None:
             asyncio.run(reset_status(tasks_url, token, data.status_task_ids))
         wait_outbox_drained(stack.database_url)
+    samples = [
+        one_run(stack, scenario, via, base_url, script, args, work_dir, token, data, tasks_url, i)
+        for i in range(args.repeat)
+    ]
+    # The run with the (low) median CPU per request stands for the scenario; all are in the
+    # JSON. Noise from a shared machine only adds CPU, so with two runs the lower one counts.
+    samples.sort(key=lambda sample: sample[1])
+    result, cpu_ms, others, backlog = samples[(len(samples) - 1) // 2]
+    row.rps = result.rps
+    row.p50_ms, row.p90_ms, row.p99_ms = result.p50_ms, result.p90_ms, result.p99_ms
+    row.errors = sum(sample[0].errors for sample in samples)
+    row.requests = result.requests
+    row.statuses = result.statuses
+    row.cpu_ms_per_req = cpu_ms
+    row.cpu_runs = [round(sample[1], 4) for sample in samples]
+    row.other_cpu_ms_per_req = others
+    if backlog:
+        row.other_cpu_ms_per_req["outbox_backlog_left"] = float(backlog)
+    if control_cpu:
+        row.x_control = row.cpu_ms_per_req / control_cpu
+    return row
+
+
+def one_run(
+    stack: Stack,
+    scenario: Scenario,
+    via: str,
+    base_url: str,
+    script: Path,
+    args: argparse.Namespace,
+    work_dir: Path,
+    token: str,
+    data: SeedData | None,
+    tasks_url: str,
+    index: int,
+) -> tuple[WrkResult, float, dict[str, float], int | None]:
+    """One measured wrk run: its result, the service's CPU ms per request, the other services'
+    CPU ms per request (delivery it caused included) and the outbox backlog left."""
+    if index > 0 and scenario.reset_status and data is not None:
+        asyncio.run(reset_status(tasks_url, token, data.status_task_ids))
+    services = stack.running()
     pin_database_backends(stack.database_url)
     watched = {name: svc.pid for name, svc in services.items()}
     before = {name: cpu_seconds(pid) for name, pid in watched.items()}
-    profiler = start_profiler(stack, scenario, via, args, work_dir)
+    profiler = start_profiler(stack, scenario, via, args, work_dir) if index == 0 else None
     result = run_wrk(base_url, script, duration_s=args.duration, connections=args.connections)
     after = {name: cpu_seconds(pid) for name, pid in watched.items()}
     if profiler is not None:
@@ -237,23 +283,15 @@ def measure(
     # Delivery the run caused (outbox relay in tasks, ingestion in audit) counts as "other".
     settled = {name: cpu_seconds(pid) for name, pid in watched.items()}
     requests = max(result.requests, 1)
-    row.rps = result.rps
-    row.p50_ms, row.p90_ms, row.p99_ms = result.p50_ms, result.p90_ms, result.p99_ms
-    row.errors = result.errors
-    row.requests = result.requests
-    row.statuses = result.statuses
-    row.cpu_ms_per_req = (after[scenario.service] - before[scenario.service]) * 1000 / requests
+    cpu_ms = (after[scenario.service] - before[scenario.service]) * 1000 / requests
+    others: dict[str, float] = {}
     for name in watched:
         if name in (scenario.service, CONTROL):
             continue
         spent = (settled[name] - before[name]) * 1000 / requests
         if spent > 0:
-            row.other_cpu_ms_per_req[name] = round(spent, 3)
-    if backlog:
-        row.other_cpu_ms_per_req["outbox_backlog_left"] = float(backlog)
-    if control_cpu:
-        row.x_control = row.cpu_ms_per_req / control_cpu
-    return row
+            others[name] = round(spent, 3)
+    return result, cpu_ms, others, backlog
 
 
 def start_profiler(
@@ -394,6 +432,7 @@ def run(args: argparse.Namespace) -> int:
         "scale": args.scale,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "repeat": args.repeat,
         "connections": args.connections,
         "service_cpu": SERVICE_CPU,
         "driver_cpu": DRIVER_CPU,
