@@ -163,6 +163,13 @@ class Stack:
     def stop_service(self, name: str) -> None:
         self.services[name].stop()
 
+    def kill_service(self, name: str) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no graceful shutdown."""
+        proc = self.services[name].proc
+        assert proc is not None
+        proc.kill()
+        proc.wait(timeout=10)
+
     def start_service(self, name: str) -> None:
         """Start ``name`` again on the same port (nginx is not touched)."""
         self.services[name].start()

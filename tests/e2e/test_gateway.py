@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -91,6 +92,22 @@ def test_body_over_the_limit_is_413_json(stack: Stack) -> None:
         )
     body = assert_error_shape(response, 413)
     assert "1048576" in body["error"]
+
+
+def test_chunked_body_over_the_limit_is_413_json(stack: Stack) -> None:
+    """No Content-Length to check up front: nginx counts while reading."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"slug":"big","name":"'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    with stack.client(stack.token()) as client:
+        response = client.post(
+            "/api/projects", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+    assert_error_shape(response, 413)
 
 
 def test_unknown_paths_are_404_json(stack: Stack) -> None:

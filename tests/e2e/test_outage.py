@@ -47,7 +47,7 @@ def test_a_dead_service_fails_only_its_routes_and_recovers(own_stack: Stack) -> 
         ok(client.get(f"/api/tasks/{tid}/audit"))
 
         # Audit down: its routes are 502 JSON; tasks keeps working and keeps the events.
-        stack.stop_service("audit")
+        stack.kill_service("audit")
         down = client.get(f"/api/tasks/{tid}/audit")
         assert_error_shape(down, 502)
         assert down.headers.get("Retry-After")
