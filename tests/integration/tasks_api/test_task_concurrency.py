@@ -80,3 +80,21 @@ def test_racing_completions_spawn_once(make_user: MakeUser) -> None:
         )
     assert sorted(r.status_code for r in results) == [200] + [400] * 5
     assert len(alice.get(f"/api/projects/{pid}/tasks").json()) == 2
+
+
+def test_racing_reparents_cannot_make_a_cycle(make_user: MakeUser) -> None:
+    alice = make_user()
+    pid = alice.default_project
+    for _ in range(3):
+        a = alice.task(pid, title="A")["id"]
+        b = alice.task(pid, title="B")["id"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(
+                pool.map(
+                    lambda pair: alice.put(f"/api/tasks/{pair[0]}", {"parent_task_id": pair[1]}),
+                    [(a, b), (b, a)],
+                )
+            )
+        assert sorted(r.status_code for r in results) == [200, 400]
+        loser = next(r for r in results if r.status_code == 400)
+        assert loser.json()["error"] == "Circular reference detected"

@@ -141,6 +141,15 @@ async def ancestors(conn: Conn, task_id: int) -> list[int]:
     return [row["id"] for row in await cur.fetchall()]
 
 
+async def lock_hierarchy(conn: Conn, tenant_id: str) -> None:
+    """Serialise re-parenting within a tenant until the transaction ends, so two concurrent
+    moves cannot each pass the cycle check and together make a cycle. Take it before any
+    task row lock (the tenant is known before the task is read), so it never deadlocks."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"taskflow:tree:{tenant_id}",)
+    )
+
+
 async def parent_project(conn: Conn, parent_id: int) -> int | None:
     cur = await conn.execute("SELECT project_id FROM tasks.tasks WHERE id = %s", (parent_id,))
     row = await cur.fetchone()
@@ -384,7 +393,10 @@ async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
     )
     ids = [row["id"] for row in await cur.fetchall()]
     if ids:
-        await conn.execute("SELECT 1 FROM tasks.tasks WHERE id = ANY(%s) FOR UPDATE", (ids,))
+        # In id order, so overlapping deletes queue instead of deadlocking.
+        await conn.execute(
+            "SELECT 1 FROM tasks.tasks WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
+        )
     return ids
 
 

@@ -13,7 +13,14 @@ import falcon
 import falcon.asgi
 import psycopg
 import psycopg_pool
-from taskflow_core.errors import APIError, BadRequest, Forbidden, NotFound, validation_error
+from taskflow_core.errors import (
+    APIError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    validation_error,
+)
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import load_body, load_query, parse_id
 from taskflow_core.service import BackgroundWork
@@ -343,6 +350,8 @@ class TaskResource(_TaskResource):
         body = await load_body(req, TASK_UPDATE)
         async with _unit(self.pool) as conn:
             caller = await self.caller(req, conn)
+            if body.get("parent_task_id") is not None:
+                await store_tasks.lock_hierarchy(conn, caller.tenant_id)
             row = await self.locked(conn, req, caller, tid)
             _check_may_modify(row, caller)
             changes = {
@@ -375,7 +384,10 @@ class TaskResource(_TaskResource):
             ids = await store_tasks.subtree_ids(conn, tid)
             # Occurrences of a deleted series original stay, under the oldest of them.
             moved = await store_tasks.reroot_series(conn, ids, now)
-            deleted = await store_tasks.delete_tasks(conn, ids)
+            try:
+                deleted = await store_tasks.delete_tasks(conn, ids)
+            except psycopg.errors.ForeignKeyViolation as exc:  # a subtask was added meanwhile
+                raise Conflict("The task changed while it was being deleted; retry") from exc
             for gone in deleted:
                 if gone["id"] == tid:
                     details = {
@@ -717,7 +729,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                     "DELETE",
                     "Delete a task",
                     response=OkSchema,
-                    errors=(403, 404, 412),
+                    errors=(403, 404, 409, 412),
                     example={"ok": True},
                     headers=_IF_MATCH,
                     description="Deletes the task and all its subtasks (one audit event each). "
