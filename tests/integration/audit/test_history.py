@@ -4,6 +4,7 @@ serialises, filters and paging behave, and a task not yet in the trail is not a 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,3 +210,28 @@ def test_task_not_yet_in_the_trail(
     assert outsider.audit.get(f"/api/tasks/{task}/audit").status_code == 404
     neighbour = make_user()
     assert neighbour.audit.get(f"/api/tasks/{task}/audit").status_code == 403
+
+
+def test_an_agent_writes_and_reads_its_project_history(
+    running: AuditStack, make_user: MakeUser, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    owner = make_user()
+    name = f"Claude {uuid.uuid4().hex[:6]}"
+    agent = make_user(actor_type="agent", client_id=f"key-{uuid.uuid4().hex[:8]}", client_name=name)
+    project = owner.new_project()
+    assert agent.tasks.get("/api/workers/agents").status_code == 200  # the agent's first call
+    listed = owner.tasks.get("/api/workers/agents", params={"limit": 100}).json()
+    agent_id = next(a["id"] for a in listed if a["name"] == name)
+    added = owner.tasks.post(f"/api/projects/{project}/members", json={"agent_id": agent_id})
+    assert added.status_code == 201, added.text
+    task = agent.new_task(project, "Written by an agent")
+    wait_delivered(db)
+
+    rows = agent.audit.get(f"/api/tasks/{task}/audit").json()
+    assert [(r["action"], r["actor_type"], r["actor_id"]) for r in rows] == [
+        ("created", "agent", agent_id)
+    ]
+    assert rows[0]["actor_handle"].startswith("@")
+    assert rows[0]["details"]["client_name"] == name
+    assert agent.audit.get(f"/api/projects/{project}/audit").status_code == 200
+    assert agent.audit.get("/api/audit/verify", params={"project_id": project}).status_code == 403
