@@ -232,8 +232,9 @@ class ProjectTasksResource(_TaskResource):
                 row = await store_tasks.create_checked(
                     conn, values, tenant_id=caller.tenant_id, worker_id=caller.worker_id
                 )
-            except psycopg.errors.ForeignKeyViolation as exc:  # parent deleted meanwhile
-                raise BadRequest(f"Parent task {body['parent_task_id']} not found") from exc
+            except psycopg.errors.ForeignKeyViolation as exc:
+                # The parent or the assignee was deleted between the check and the insert.
+                raise Conflict("A task or worker this task refers to was just deleted") from exc
             if row is None:
                 raise NotFound(PROJECT_NOT_FOUND)
             if row["id"] is None:
@@ -693,7 +694,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                     response=TaskReadSchema,
                     status=201,
                     request=TaskCreateSchema,
-                    errors=(400, 403, 404),
+                    errors=(400, 403, 404, 409),
                     example=EXAMPLE_TASK,
                     headers=_IDEMPOTENCY,
                     description=wf.MAX_OCCURRENCES_MEANING,
