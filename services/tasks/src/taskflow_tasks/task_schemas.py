@@ -253,10 +253,6 @@ class TaskReadSchema(TaskSubtaskSchema):
     subtasks = fields.List(fields.Nested(TaskSubtaskSchema))
 
 
-class OkSchema(StrictSchema):
-    ok = fields.Boolean()
-
-
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 

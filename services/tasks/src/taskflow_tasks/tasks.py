@@ -22,7 +22,7 @@ from taskflow_core.errors import (
     validation_error,
 )
 from taskflow_core.routing import Operation, Route
-from taskflow_core.schemas import load_body, load_query, parse_id
+from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 from taskflow_core.service import BackgroundWork
 
 from . import store_tasks
@@ -46,7 +46,6 @@ from .task_schemas import (
     TASK_LIST_QUERY,
     TASK_UPDATE,
     AssignUpdateSchema,
-    OkSchema,
     ProgressUpdateSchema,
     RecentQuerySchema,
     RejectSchema,
