@@ -48,3 +48,14 @@ def test_placeholder_agent_and_default_names() -> None:
     assert naming.human_name(None, "a@b.c", "sub") == "a@b.c"
     assert naming.human_name("  ", None, "sub") == "sub"
     assert len(naming.human_name("n" * 300, None, "s")) == 200
+
+
+def test_import_claim_keys() -> None:
+    assert naming.import_claim_keys("Bob.Smith@corp.test", True, "sub") == (
+        "Bob.Smith@corp.test",
+        "@bob-smith",
+    )
+    assert naming.import_claim_keys("bob@corp.test", None, "sub") == ("bob@corp.test", "@bob")
+    assert naming.import_claim_keys("bob@corp.test", False, "sub") is None  # unverified
+    assert naming.import_claim_keys(None, True, "sub") is None
+    assert naming.import_claim_keys("", True, "sub") is None

@@ -397,11 +397,6 @@ def test_a_project_slug_taken_in_the_tenant_is_refused_before_anything_is_writte
     assert counts(db) == before
 
 
-@pytest.mark.xfail(
-    reason="needs the claim of imported humans in first-login provisioning (asked of B1: "
-    "/work/notes/g-to-b1.md)",
-    strict=False,
-)
 @pytest.mark.parametrize(
     ("email", "extra"),
     [

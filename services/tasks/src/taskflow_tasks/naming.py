@@ -65,3 +65,17 @@ def first_free(base: str, taken: set[str], max_length: int) -> str:
         if candidate not in taken:
             return candidate
         n += 1
+
+
+def import_claim_keys(
+    email: str | None, email_verified: object, sub: str
+) -> tuple[str, str] | None:
+    """What a first SSO login may claim an imported CLI human by: ``(email, handle)``.
+
+    The email matches an imported human whose email was recorded (``import-cli --email``); the
+    handle (derived from the email as at any first login) only one imported without an email.
+    A login whose IdP says the email is unverified claims nothing: both keys come from it.
+    """
+    if not email or email_verified is False:
+        return None
+    return email, human_handle_base(email, sub)

@@ -78,6 +78,10 @@ def identity_of(req: falcon.asgi.Request) -> Identity:
         raise Unauthorized(
             f"Tenant id longer than {TENANT_ID_MAX} characters", error="invalid_token"
         )
+    if identity.actor_type == "human" and identity.sub.startswith(store_workers.UNCLAIMED_PREFIX):
+        # That prefix marks imported humans nobody has claimed; a subject spelled like it
+        # would sign in as one of them.
+        raise Unauthorized("Subject reserved for imported workers", error="invalid_token")
     return identity
 
 
@@ -162,6 +166,8 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
     now = settings.clock()
     tenant = identity.tenant_id
     if row is None:
+        row = await _claim_imported_human(conn, identity, now)
+    if row is None:
         worker = await _insert_with_free_handle(
             conn,
             naming.human_handle_base(identity.email, identity.sub),
@@ -210,6 +216,43 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
             },
             occurred_at=now,
         )
+    return row
+
+
+async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dict[str, Any] | None:
+    """The CLI human ``taskflow import-cli`` wrote for this person, now bound to their SSO
+    subject (tasks and memberships included), or ``None`` when there is none to claim."""
+    keys = naming.import_claim_keys(
+        identity.email, identity.claims.get("email_verified"), identity.sub
+    )
+    if keys is None:
+        return None
+    email, handle = keys
+    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email, handle)
+    if found is None:
+        return None
+    worker = await store_workers.claim_import(conn, found["id"], identity.sub, email, now)
+    if worker is None:  # claimed by another login meanwhile
+        return None
+    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    assert row is not None
+    await record_event(
+        conn,
+        tenant_id=identity.tenant_id,
+        project_id=None,
+        entity_type="worker",
+        entity_id=worker["id"],
+        action="claimed",
+        actor=_self_actor(row, "human", identity),
+        details={
+            "handle": worker["handle"],
+            "user_id": identity.sub,
+            "imported_from": "cli",
+            "matched_by": "email" if found["email"] else "handle",
+            "first_login": True,
+        },
+        occurred_at=now,
+    )
     return row
 
 

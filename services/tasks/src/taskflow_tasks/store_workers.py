@@ -107,6 +107,46 @@ async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
     return await cur.fetchone()
 
 
+# The user_id of a human written by ``taskflow import-cli`` until an SSO login claims it
+# (the importer's ``UNCLAIMED_PREFIX``).
+UNCLAIMED_PREFIX = "cli-import:"
+
+
+async def find_claimable_import(
+    conn: Conn, tenant_id: str, email: str | None, handle: str
+) -> Row | None:
+    """An unclaimed imported human of ``tenant_id`` for this login, locked: the one whose
+    recorded email is ``email`` (any case), else the one with handle ``handle`` and no email."""
+    cur = await conn.execute(
+        f"""
+        SELECT {WORKER_COLUMNS} FROM tasks.workers
+        WHERE type = 'human' AND starts_with(user_id, 'cli-import:') AND tenant_id = %(tenant)s
+          AND ((%(email)s::text IS NOT NULL AND lower(email) = lower(%(email)s::text))
+               OR (email IS NULL AND handle = %(handle)s))
+        ORDER BY (email IS NOT NULL) DESC, id
+        LIMIT 1
+        FOR UPDATE
+        """,
+        {"tenant": tenant_id, "email": email, "handle": handle},
+    )
+    return await cur.fetchone()
+
+
+async def claim_import(
+    conn: Conn, worker_id: int, user_id: str, email: str | None, now: datetime
+) -> Row | None:
+    """Give an unclaimed imported human its SSO subject (``None`` if claimed meanwhile)."""
+    cur = await conn.execute(
+        f"""
+        UPDATE tasks.workers SET user_id = %s, email = COALESCE(email, %s), updated_at = %s
+        WHERE id = %s AND type = 'human' AND starts_with(user_id, 'cli-import:')
+        RETURNING {WORKER_COLUMNS}
+        """,
+        (user_id, email, now, worker_id),
+    )
+    return await cur.fetchone()
+
+
 async def get_worker(conn: Conn, worker_id: int, *, lock: bool = False) -> Row | None:
     cur = await conn.execute(
         f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE id = %s{' FOR UPDATE' if lock else ''}",
