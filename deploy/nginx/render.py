@@ -236,13 +236,22 @@ def _upstreams(options: GatewayOptions) -> list[str]:
     return lines
 
 
+def _cors_origin_map(origins: Sequence[str]) -> list[str]:
+    """``$http_origin`` -> the Access-Control-Allow-Origin of the gateway's own answers: the
+    origin itself when allowed, nothing otherwise; ``*`` (as the services read an
+    ALLOWED_ORIGINS of ``*``) allows any origin, without credentials."""
+    if "*" in origins:
+        return ['default "*";']
+    return ['default "";', *(f'"{o}" "{o}";' for o in origins)]
+
+
 def render_config(options: GatewayOptions) -> str:
     """The nginx.conf text for ``options``."""
     missing = set(SERVICES) - set(options.upstreams)
     if missing:
         raise ValueError(f"no upstream address for {sorted(missing)}")
     for origin in options.allowed_origins:
-        if not re.fullmatch(r"[A-Za-z0-9.:/_\-\[\]]+", origin):
+        if origin != "*" and not re.fullmatch(r"[A-Za-z0-9.:/_\-\[\]]+", origin):
             raise ValueError(f"refusing an origin nginx would misread: {origin!r}")
     clear_identity = [f'proxy_set_header {h} "";' for h in IDENTITY_HEADERS]
     replacements = {
@@ -251,7 +260,7 @@ def render_config(options: GatewayOptions) -> str:
         "RESOLVER": (
             f"\n    resolver {options.resolver} valid=10s ipv6=off;\n" if options.resolver else ""
         ),
-        "CORS_ORIGINS": _indent((f'"{o}" "{o}";' for o in options.allowed_origins), 2),
+        "CORS_ORIGINS": _indent(_cors_origin_map(options.allowed_origins), 2),
         "UPSTREAMS": _indent(_upstreams(options), 1),
         "LISTEN": options.listen,
         "MAX_BODY_BYTES": str(options.max_body_bytes),

@@ -271,3 +271,17 @@ def test_every_identity_header_of_the_verifier_is_forwarded_and_cleared(
                 location.argument,
                 header,
             )
+
+
+def test_allowed_origins_shape_the_gateways_cors_answers(render: ModuleType) -> None:
+    def config(origins: list[str]) -> str:
+        options = render.GatewayOptions(upstreams=LOOPBACK, allowed_origins=origins)
+        return str(render.render_config(options))
+
+    listed = config(["https://app.example.com", "http://localhost:3000"])
+    assert '"https://app.example.com" "https://app.example.com";' in listed
+    assert 'default "";' in listed.split("map $http_origin $tf_cors_origin {")[1].split("}")[0]
+    anything = config(["*"])
+    assert 'default "*";' in anything.split("map $http_origin $tf_cors_origin {")[1]
+    with pytest.raises(ValueError):
+        config(['https://evil.test" "x'])
