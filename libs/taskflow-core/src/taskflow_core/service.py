@@ -269,7 +269,14 @@ def build_app(
             falcon.CORSMiddleware(
                 allow_origins=list(settings.allowed_origins) or "*",
                 allow_credentials=list(settings.allowed_origins) or None,
-                expose_headers=["X-Request-Id", "ETag", "Retry-After"],
+                expose_headers=[
+                    "X-Request-Id",
+                    "ETag",
+                    "Retry-After",
+                    "X-Next-Cursor",
+                    "Link",
+                    "Idempotent-Replayed",
+                ],
             ),
             BodyLimitMiddleware(settings.max_body_bytes),
             *([rate_limit] if rate_limit else []),

@@ -60,10 +60,24 @@ def cmd_migrate(settings: Settings, services: list[str] | None) -> int:
     return 0
 
 
+_PEER_URLS = {
+    "tasks_url": "TASKS_URL",
+    "audit_url": "AUDIT_URL",
+    "auth_verifier_url": "AUTH_VERIFIER_URL",
+}
+
+
 def cmd_serve(settings: Settings, service: str, host: str, port: int, run_migrations: bool) -> int:
     url = _require_database_url(settings)
     if run_migrations:
         migrate(url, None if service == "all" else [service])
+    if service == "all":
+        # Everything is in this process: unless told otherwise, the services reach each other
+        # on the port being served (the relay, audit's access checks, introspection).
+        local = f"http://127.0.0.1:{port}"
+        settings = settings.with_overrides(
+            **{field: local for field, env in _PEER_URLS.items() if not os.environ.get(env)}
+        )
     app = all_in_one(settings) if service == "all" else SERVICES[service].create_app(settings)
     uvicorn.run(
         app,
