@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import sys
 import time
 from collections import Counter, defaultdict
@@ -265,12 +266,12 @@ async def set_up(router: Router, tokens: list[tuple[str, str]]) -> tuple[list[in
                 router.url("/api/projects"), headers={"Authorization": f"Bearer {token}"}
             )
             _expect(resp, 200)
-        suffix = rng.randrange(16**6)
+        suffix = secrets.token_hex(3)
         project_ids: list[int] = []
         for p in range(USERS):
             resp = await http.post(
                 router.url("/api/projects"),
-                json={"slug": f"load-{suffix:06x}-{p}", "name": f"Load project {p}"},
+                json={"slug": f"load-{suffix}-{p}", "name": f"Load project {p}"},
             )
             project_ids.append(int(_expect(resp, 201)["id"]))
             for sub, _token in tokens[1:]:

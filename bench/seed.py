@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -156,9 +157,10 @@ class ApiSeeder:
         started = time.monotonic()
         # First call provisions the caller (worker + Default project).
         _check(await self.client.get("/api/projects"), "list projects")
-        suffix = self.rng.randrange(16**6)
-        data.list_project_id = await self.project(f"bench-list-{suffix:06x}", "Bench list")
-        data.write_project_id = await self.project(f"bench-write-{suffix:06x}", "Bench write")
+        # Slugs unique per run: a reused database (--scale large) already has earlier ones.
+        suffix = secrets.token_hex(3)
+        data.list_project_id = await self.project(f"bench-list-{suffix}", "Bench list")
+        data.write_project_id = await self.project(f"bench-write-{suffix}", "Bench write")
         listed = await self.tasks(data.list_project_id, list_tasks)
         data.read_task_ids = listed
         # A third of the listed tasks in progress, some of them blocked or completed, so the
