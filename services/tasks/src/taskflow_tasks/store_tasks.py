@@ -175,8 +175,8 @@ async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
 
 
 async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Cursor:
-    """Send the update of ``changes`` (column → value) stamping ``updated_at``; the cursor
-    yields the response row. In pipeline mode nothing waits until the row is fetched."""
+    """Update ``changes`` (column → value) stamping ``updated_at``; the cursor yields the
+    response row (read it when convenient, e.g. after the transaction)."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
