@@ -112,20 +112,20 @@ def load_tasks(conn: psycopg.Connection[Any], worker_id: int, sub: str, log: Log
                 created_at, updated_at)
             SELECT p.ids[1 + (g - 1) %% %(projects)s],
                    (ARRAY['report','deploy','review','migrate','design','refactor','test',
-                          'release'])[1 + (g * 7) %% 8] || ' '
+                          'release'])[1 + h.b %% 8] || ' '
                    || (ARRAY['report','deploy','review','migrate','design','refactor','test',
-                             'release'])[1 + (g * 13) %% 8] || ' #' || g,
+                             'release'])[1 + (h.b / 8) %% 8] || ' #' || g,
                    'Loaded by bench/large.py',
                    s.status,
-                   (ARRAY['low','medium','high','critical'])[1 + (g * 31) %% 4],
+                   (ARRAY['low','medium','high','critical'])[1 + (h.a / 5) %% 4],
                    CASE s.status WHEN 'completed' THEN 100
                                  WHEN 'in_progress' THEN (g %% 100) ELSE 0 END,
-                   CASE g %% 4 WHEN 0 THEN '{}'::text[]
-                               WHEN 1 THEN ARRAY['backend']
-                               WHEN 2 THEN ARRAY['frontend','bug']
-                               ELSE ARRAY['backend','infra','feature'] END,
-                   CASE WHEN g %% 10 < 7
-                        THEN timestamptz '2027-01-01' + ((g * 37) %% 8760) * interval '1 hour'
+                   CASE (h.a / 20) %% 4 WHEN 0 THEN '{}'::text[]
+                                        WHEN 1 THEN ARRAY['backend']
+                                        WHEN 2 THEN ARRAY['frontend','bug']
+                                        ELSE ARRAY['backend','infra','feature'] END,
+                   CASE WHEN (h.b / 64) %% 10 < 7
+                        THEN timestamptz '2027-01-01' + ((h.b / 640) %% 8760) * interval '1 hour'
                    END,
                    %(worker)s,
                    CASE WHEN s.status <> 'pending' THEN c.created_at + interval '1 hour' END,
@@ -133,8 +133,12 @@ def load_tasks(conn: psycopg.Connection[Any], worker_id: int, sub: str, log: Log
                    c.created_at, c.created_at
             FROM generate_series(1, %(tasks)s) g
             CROSS JOIN (SELECT %(project_ids)s::bigint[] AS ids) p
+            -- Two hashes of g, so status, priority, tags, due date and title words vary
+            -- independently of each other and of the project (g picks the project).
+            CROSS JOIN LATERAL (SELECT abs(hashint4(g::int)::bigint) AS a,
+                                       abs(hashint4(-g::int)::bigint) AS b) h
             CROSS JOIN LATERAL (SELECT (ARRAY['pending','in_progress','review','completed',
-                                              'blocked'])[1 + (g * 11) %% 5] AS status) s
+                                              'blocked'])[1 + h.a %% 5] AS status) s
             CROSS JOIN LATERAL (SELECT timestamptz '2026-01-01'
                                        + g * interval '20 seconds' AS created_at) c
             """,
