@@ -97,19 +97,29 @@ def task_and_subtasks(rows: list[Row], task_id: int) -> tuple[Row | None, list[R
     return rows[0], rows[1:]
 
 
+_LOCK_SQL = f"""
+    SELECT {_TASK_FIELDS.format(t="t")}, m.role AS caller_role, p.tenant_id
+    FROM tasks.tasks t {_ACCESS_JOINS}
+    WHERE t.id = %(id)s
+    FOR UPDATE OF t"""
+
+
 async def lock_for_change(
     conn: Conn, task_id: int, *, tenant_id: str, worker_id: int
 ) -> Row | None:
     """The task row locked for update, with ``caller_role`` and the project's tenant."""
-    cur = await conn.execute(
-        f"""
-        SELECT {_TASK_FIELDS.format(t="t")}, m.role AS caller_role, p.tenant_id
-        FROM tasks.tasks t {_ACCESS_JOINS}
-        WHERE t.id = %(id)s
-        FOR UPDATE OF t
-        """,
-        {"id": task_id, "tenant": tenant_id, "worker": worker_id},
+    cur = await conn.execute(_LOCK_SQL, {"id": task_id, "tenant": tenant_id, "worker": worker_id})
+    return await cur.fetchone()
+
+
+async def begin_and_lock(conn: Conn, task_id: int, *, tenant_id: str, worker_id: int) -> Row | None:
+    """``BEGIN`` and :func:`lock_for_change` in one round trip. The connection must be in
+    autocommit; the transaction stays open (end it with :func:`update_and_commit`)."""
+    cur = psycopg.AsyncClientCursor(conn)  # client-side binding allows two statements
+    await cur.execute(
+        "BEGIN; " + _LOCK_SQL, {"id": task_id, "tenant": tenant_id, "worker": worker_id}
     )
+    cur.nextset()
     return await cur.fetchone()
 
 
@@ -174,23 +184,33 @@ async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
     return row
 
 
-async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Cursor:
-    """Update ``changes`` (column → value) stamping ``updated_at``; the cursor yields the
-    response row (read it when convenient, e.g. after the transaction)."""
+def _update_sql(changes: dict[str, Any]) -> str:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     sets = "".join(f"{column} = %({column})s, " for column in changes)
-    return await conn.execute(
-        f"""
+    return f"""
         WITH t AS (
             UPDATE tasks.tasks SET {sets} updated_at = %(_now)s
             WHERE id = %(_id)s RETURNING *
         )
-        SELECT {_ROW} FROM t {_ENRICH_JOINS}
-        """,
-        {**changes, "_now": now, "_id": task_id},
-    )
+        SELECT {_ROW} FROM t {_ENRICH_JOINS}"""
+
+
+async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Cursor:
+    """Update ``changes`` (column → value) stamping ``updated_at``; the cursor yields the
+    response row (read it when convenient, e.g. after the transaction)."""
+    return await conn.execute(_update_sql(changes), {**changes, "_now": now, "_id": task_id})
+
+
+async def update_and_commit(
+    conn: Conn, task_id: int, changes: dict[str, Any], now: datetime
+) -> Cursor:
+    """:func:`send_update` and ``COMMIT`` in one round trip (the transaction opened by
+    :func:`begin_and_lock`); the cursor yields the response row."""
+    cur = psycopg.AsyncClientCursor(conn)
+    await cur.execute(_update_sql(changes) + ";\nCOMMIT", {**changes, "_now": now, "_id": task_id})
+    return cur
 
 
 async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:

@@ -32,7 +32,13 @@ from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from .deps import TasksDeps
 from .outbox import record_event
 from .provisioning import Caller, identity_of
-from .safe_writes import IdempotentRequest, check_if_match, etag, idempotent_request
+from .safe_writes import (
+    IDEMPOTENCY_HEADER,
+    IdempotentRequest,
+    check_if_match,
+    etag,
+    idempotent_request,
+)
 from .scheduler import due_date_spawner, spawn_next_occurrence
 from .task_schemas import (
     ASSIGN_UPDATE,
@@ -68,18 +74,30 @@ TAG = "tasks"
 
 
 @asynccontextmanager
-async def _read(pool: psycopg_pool.AsyncConnectionPool) -> AsyncIterator[Conn]:
-    """A pooled connection in autocommit for a read made of one statement: it sees one
-    consistent snapshot anyway, and skips the BEGIN and ROLLBACK round trips of a
-    transaction (measured ~15% less CPU per read; psycopg's pipeline mode cost more than the
-    round trips it saved)."""
+async def _autocommit(pool: psycopg_pool.AsyncConnectionPool) -> AsyncIterator[Conn]:
+    """A pooled connection in autocommit, to save round trips on the hot paths: a read of
+    one statement needs no transaction (it sees one snapshot anyway), and a change opens its
+    transaction with BEGIN in the same round trip as its first statement and COMMITs in the
+    same round trip as its last (``store_tasks.begin_and_lock`` / ``update_and_commit``).
+    Whatever is left open on the way out (an error) is rolled back. Measured: ~15% less CPU
+    per request than a plain transaction; psycopg's pipeline mode cost more than it saved."""
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
             yield conn
         finally:
             if not conn.closed:
-                await conn.set_autocommit(False)
+                await _reset(conn)
+
+
+async def _reset(conn: Conn) -> None:
+    """Roll back an open transaction and leave autocommit off, as the pool hands it out."""
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await conn.execute("ROLLBACK")
+        await conn.set_autocommit(False)
+    except psycopg.Error:
+        await conn.close()  # the pool discards a closed connection
 
 
 def _task_etag(row: Row) -> str:
@@ -109,12 +127,7 @@ class _TaskResource:
         row = await store_tasks.lock_for_change(
             conn, task_id, tenant_id=caller.tenant_id, worker_id=caller.worker_id
         )
-        if row is None:
-            raise NotFound(TASK_NOT_FOUND)
-        if row["caller_role"] is None:
-            raise Forbidden(NOT_A_MEMBER)
-        check_if_match(req, _task_etag(row))
-        return row
+        return _writable(req, row)
 
     async def event(
         self,
@@ -156,6 +169,16 @@ class _TaskResource:
             )
 
 
+def _writable(req: falcon.asgi.Request, row: Row | None) -> Row:
+    """404 outside the tenant, 403 for non-members, 412 when ``If-Match`` is stale."""
+    if row is None:
+        raise NotFound(TASK_NOT_FOUND)
+    if row["caller_role"] is None:
+        raise Forbidden(NOT_A_MEMBER)
+    check_if_match(req, _task_etag(row))
+    return row
+
+
 def _is_owner(row: Row) -> bool:
     return row["caller_role"] == "owner"
 
@@ -178,7 +201,7 @@ def _check_may_review(row: Row, caller: Caller) -> None:
 class RecentTasksResource(_TaskResource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         query = load_query(req, RECENT_QUERY)
-        async with _read(self.pool) as conn:
+        async with _autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
             cur = await store_tasks.send_recent(
                 conn, tenant_id=caller.tenant_id, worker_id=caller.worker_id, limit=query["limit"]
@@ -208,7 +231,7 @@ class ProjectTasksResource(_TaskResource):
     ) -> None:
         pid = parse_id(project_id, "project_id")
         filters = _list_filters(load_query(req, TASK_LIST_QUERY))
-        async with _read(self.pool) as conn:
+        async with _autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
             cur = await store_tasks.send_list(
                 conn, pid, filters, tenant_id=caller.tenant_id, worker_id=caller.worker_id
@@ -337,7 +360,7 @@ class TaskResource(_TaskResource):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
     ) -> None:
         tid = parse_id(task_id, "task_id")
-        async with _read(self.pool) as conn:
+        async with _autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
             cur = await store_tasks.send_with_subtasks(
                 conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
@@ -447,22 +470,40 @@ class _ChangeResource(_TaskResource):
     ) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, self.schema) if self.schema is not None else {}
+        if req.method == "POST" and req.get_header(IDEMPOTENCY_HEADER) is not None:
+            await self.change_idempotently(req, resp, tid, body)
+            return
+        async with _autocommit(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            now = self.settings.clock()
+            row = _writable(
+                req,
+                await store_tasks.begin_and_lock(
+                    conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+                ),
+            )
+            changes, action, details = await self.apply(conn, caller, row, body, now)
+            await self.event(conn, caller, row, action, details, now)
+            cur = await store_tasks.update_and_commit(conn, tid, changes, now)
+        _answer(resp, await store_tasks.one_row(cur))
+
+    async def change_idempotently(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tid: int, body: dict[str, Any]
+    ) -> None:
+        """The same change under an Idempotency-Key: the response is stored before COMMIT."""
         async with transaction(self.pool) as conn:
             caller = await self.caller(req, conn)
-            idem = await idempotent_request(req, caller) if req.method == "POST" else None
+            idem = await idempotent_request(req, caller)
+            assert idem is not None
             now = self.settings.clock()
-            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+            if (replay := await idem.claim(conn, now)) is not None:
                 replay.write(resp)
                 return
             row = await self.locked(conn, req, caller, tid)
             changes, action, details = await self.apply(conn, caller, row, body, now)
-            cur = await store_tasks.send_update(conn, tid, changes, now)
             await self.event(conn, caller, row, action, details, now)
-            if idem is not None:
-                _answer(resp, await store_tasks.one_row(cur))
-                await idem.save(conn, resp)
-                return
-        _answer(resp, await store_tasks.one_row(cur))
+            _answer(resp, await store_tasks.update_task(conn, tid, changes, now))
+            await idem.save(conn, resp)
 
 
 class TaskStatusResource(_ChangeResource):
