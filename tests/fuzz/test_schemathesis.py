@@ -23,6 +23,7 @@ SERVICES = ["tasks", "audit", "auth-verifier"]
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
 SEED = os.environ.get("FUZZ_SEED", "20261126")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+HOOKS = Path(__file__).with_name("hooks.py")
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +94,9 @@ def run_schemathesis(
     ]
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=report_dir
+        command, capture_output=True, text=True, timeout=600, check=False, cwd=report_dir, env=env
     )
 
 
