@@ -5,6 +5,7 @@ internal paths it never exposes."""
 from __future__ import annotations
 
 import gzip
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -168,7 +169,12 @@ def test_request_id_is_passed_through_or_created(stack: Stack) -> None:
     # The gateway's own answers carry it too, and the access log records it.
     unauthenticated = httpx.get(f"{stack.url}/api/projects", headers={"X-Request-Id": mine + "x"})
     assert unauthenticated.headers["X-Request-Id"] == mine + "x"
-    logged = {line["request_id"] for line in stack.nginx.access_lines()}
+    # nginx writes the access line after the response has left: give it a moment.
+    deadline = time.monotonic() + 5
+    logged: set[str] = set()
+    while time.monotonic() < deadline and not {mine, mine + "x"} <= logged:
+        logged = {line["request_id"] for line in stack.nginx.access_lines()}
+        time.sleep(0.05)
     assert {mine, mine + "x"} <= logged
 
 
