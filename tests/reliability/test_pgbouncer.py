@@ -200,3 +200,43 @@ def _backend_pid(url: str) -> int:
         row = conn.execute("SELECT pg_backend_pid(), pg_sleep(0.05)").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def test_server_connections_killed_behind_pgbouncer(
+    tight_pgbouncer: PgBouncer,
+    db_url: str,
+    pg_admin_url: str,
+    issuer: TestIssuer,
+    tmp_path: Path,
+) -> None:
+    """Neon drops the pooler's server connections: requests in flight fail fast with 503 (or
+    succeed), the first requests afterwards succeed, every acknowledged write is stored once."""
+    from tests.reliability.test_database_faults import (
+        DB_ENV,
+        BackendKiller,
+        assert_tasks_written_once,
+        dbname,
+        flow_requests,
+    )
+
+    stack = Stack(db_url=tight_pgbouncer.url_for(db_url), issuer=issuer, log_dir=tmp_path)
+    try:
+        tasks = stack.start("tasks", **DB_ENV)
+        user = new_user(issuer)
+        with user.client(tasks.url) as api:
+            project = create_project(api)
+        deadline = time.monotonic() + 4.0
+        with BackendKiller(pg_admin_url, dbname(db_url), interval=0.1) as killer:
+            created, tried, _ = flow_requests(
+                tasks.url, user, project["id"], until=lambda: time.monotonic() > deadline
+            )
+        assert killer.killed > 0
+        with user.client(tasks.url) as api:
+            first = api.get("/api/projects")
+            assert first.status_code == 200, first.text
+            after = create_task(api, project["id"], title="after-the-kills")
+        created.add(after["title"])
+        tried.add(after["title"])
+        assert_tasks_written_once(db_url, project["id"], created, tried)
+    finally:
+        stack.stop_all()
