@@ -86,3 +86,16 @@ def test_missing_url_is_a_config_error(url: str | None) -> None:
 def test_non_postgres_url_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="not a PostgreSQL URL"):
         normalize_database_url(url)
+
+
+def test_lost_connection_is_told_apart_from_server_internal_errors() -> None:
+    import psycopg
+    from taskflow_core.db import is_lost_connection
+
+    assert is_lost_connection(psycopg.InternalError("received 2 results from command 'COMMIT'"))
+    assert not is_lost_connection(psycopg.DataError("x"))
+
+    class ServerInternal(psycopg.InternalError):
+        sqlstate = "XX000"
+
+    assert not is_lost_connection(ServerInternal("internal error"))

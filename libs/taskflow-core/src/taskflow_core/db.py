@@ -203,9 +203,28 @@ async def _handle_data_error(
     resp.media = error_body(422, UNSTORABLE_TEXT)
 
 
+def is_lost_connection(ex: Exception) -> bool:
+    """A client-side protocol error with no SQLSTATE: the server side of the connection went
+    away mid-command (PgBouncer reports a killed server connection as "received 2 results from
+    command 'COMMIT'"). The pool's check discards such a connection on its next checkout."""
+    return isinstance(ex, psycopg.InternalError) and getattr(ex, "sqlstate", None) is None
+
+
+async def _handle_internal_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    if is_lost_connection(ex):
+        await _handle_outage(req, resp, ex, params)
+        return
+    log.exception("unhandled_error", error=type(ex).__name__)
+    resp.status = 500
+    resp.media = error_body(500, "Internal server error")
+
+
 def install_outage_handler(app: falcon.asgi.App) -> None:
     """Map database outages to 503 + Retry-After (never a 500 or a hang), and text the
     database cannot store (NUL, invalid characters) to a 422."""
     for exc_type in DATABASE_OUTAGE_ERRORS:
         app.add_error_handler(exc_type, _handle_outage)
     app.add_error_handler(psycopg.DataError, _handle_data_error)
+    app.add_error_handler(psycopg.InternalError, _handle_internal_error)
