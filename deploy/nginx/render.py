@@ -62,6 +62,7 @@ ERROR_MESSAGES = {
     504: "Service did not answer in time",
 }
 AUTH_UNAVAILABLE = "Authentication service unavailable, retry later"
+PROXIED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 RETRY_AFTER = {502: "5", 503: "5", 504: "5"}
 
 
@@ -142,6 +143,10 @@ def _error_locations(options: GatewayOptions) -> list[str]:
             extra.append(f'add_header Retry-After "{RETRY_AFTER[code]}" always;')
         if code == 401:
             extra.append("add_header WWW-Authenticate $tf_default_challenge always;")
+        if code == 405:
+            # nginx answers 405 itself only for methods it never proxies (TRACE); a service's
+            # own 405 passes through with its precise Allow. RFC 9110 requires the header.
+            extra.append(f'add_header Allow "{PROXIED_METHODS}" always;')
         status = 431 if code == 494 else code
         lines += _error_location(f"@error_{code}", status, message, extra)
     lines += _error_location(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -97,13 +98,21 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
-class NotBlank(validate.Validator):
-    """Refuse strings that are empty or only whitespace."""
+# One character that JSON Schema's ECMA-262 ``\s`` does not match, spelled out so that Python
+# (whose ``\s`` also matches controls such as U+001C) and the published OpenAPI ``pattern``
+# agree on what "blank" means.
+NON_BLANK_PATTERN = r"[^\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
-    error = "Must not be blank."
 
-    def __call__(self, value: str) -> str:
-        if not value.strip():
+class NotBlank(validate.Regexp):
+    """Refuse strings that are empty or only whitespace (documented as a ``pattern``)."""
+
+    def __init__(self) -> None:
+        super().__init__(NON_BLANK_PATTERN, error="Must not be blank.")
+        self._non_blank = re.compile(NON_BLANK_PATTERN)
+
+    def __call__(self, value: str) -> str:  # type: ignore[override]
+        if self._non_blank.search(value) is None:
             raise ValidationError(self.error)
         return value
 
