@@ -131,3 +131,35 @@ def test_scheduler_stops_a_full_series(make_user: MakeUser, outbox: Outbox) -> N
     (event,) = outbox.new()
     assert event["entity_id"] == root["id"] and event["action"] == "updated"
     assert event["details"]["reason"] == "max_occurrences reached"
+
+
+def test_recurring_needs_a_pattern_on_create_and_update(
+    make_user: MakeUser, outbox: Outbox, tasks_url: str
+) -> None:
+    alice = make_user()
+    pid = alice.default_project
+    refused = alice.post(f"/api/projects/{pid}/tasks", {"title": "R", "is_recurring": True})
+    assert refused.status_code == 422
+    assert refused.json()["error"].endswith("recurrence_pattern required when is_recurring is True")
+    plain = alice.task(pid, title="Plain")
+    outbox.start()
+    # The body alone breaks the rule: 422. Valid alone, invalid for this task: 400.
+    both = alice.put(
+        f"/api/tasks/{plain['id']}", {"is_recurring": True, "recurrence_pattern": None}
+    )
+    assert both.status_code == 422
+    alone = alice.put(f"/api/tasks/{plain['id']}", {"is_recurring": True})
+    assert alone.status_code == 400
+    assert (
+        alone.json()["error"]
+        == "Value error, recurrence_pattern required when is_recurring is True"
+    )
+    assert alice.get(f"/api/tasks/{plain['id']}").json()["is_recurring"] is False
+    assert outbox.new() == []
+    # The rule is published in the OpenAPI document, so clients and fuzzers can follow it.
+    import httpx
+
+    components = httpx.get(f"{tasks_url}/openapi.json").json()["components"]["schemas"]
+    create_rule = components["TaskCreate"]["then"]
+    assert create_rule["required"] == ["recurrence_pattern"]
+    assert components["TaskUpdate"]["if"]["properties"]["is_recurring"] == {"const": True}

@@ -64,6 +64,7 @@ def build_spec(title: str, version: str, routes: list[Route], description: str =
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    extras: dict[str, dict[str, Any] | None] = {}
     for route in routes:
         if route.internal or not route.operations:
             continue
@@ -76,7 +77,16 @@ def build_spec(title: str, version: str, routes: list[Route], description: str =
         ]
         operations = {op.method.lower(): _operation(op, path_params) for op in route.operations}
         spec.path(path=route.path, operations=operations)
-    return spec.to_dict()
+        for op in route.operations:
+            if op.request is not None:
+                extras[_schema_name(op.request)] = getattr(op.request, "openapi_extra", None)
+    document = spec.to_dict()
+    components = document.get("components", {}).get("schemas", {})
+    for name, extra in extras.items():
+        # Cross-field rules marshmallow validators cannot describe (schema ``openapi_extra``).
+        if extra and name in components:
+            components[name].update(extra)
+    return document
 
 
 def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, Any]:

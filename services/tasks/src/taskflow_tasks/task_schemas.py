@@ -9,7 +9,7 @@ shapes in OpenAPI, and a unit test keeps the two in step.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 from taskflow_core.schemas import (
@@ -71,6 +71,15 @@ _MAX_OCCURRENCES_DOC = {"description": MAX_OCCURRENCES_MEANING}
 class TaskCreateSchema(StrictSchema):
     """Body of ``POST /api/projects/{pid}/tasks`` and ``POST /api/tasks/{id}/subtasks``."""
 
+    # The cross-field rule of _recurring_needs_pattern, published in the OpenAPI component.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"is_recurring": {"const": True}}, "required": ["is_recurring"]},
+        "then": {
+            "required": ["recurrence_pattern"],
+            "properties": {"recurrence_pattern": {"type": "string"}},
+        },
+    }
+
     title = _title(required=True)
     description = fields.String(
         allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX), load_default=None
@@ -117,6 +126,13 @@ class TaskUpdateSchema(StrictSchema):
     ``description``, ``due_date``, ``recurrence_pattern``, ``max_occurrences`` and
     ``parent_task_id`` (back to top level); for the other fields ``null`` means unchanged, as
     the old API did."""
+
+    # A body turning recurrence on cannot clear the pattern at the same time (422); turning it on
+    # for a task that has no pattern, without giving one, is a 400 (it depends on the task).
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"is_recurring": {"const": True}}, "required": ["is_recurring"]},
+        "then": {"properties": {"recurrence_pattern": {"type": "string"}}},
+    }
 
     title = _title(required=False, allow_none=True)
     description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))

@@ -392,7 +392,11 @@ class TaskResource(_TaskResource):
                 # Giving a pattern makes the task recurring, as on create.
                 changes["is_recurring"] = merged["is_recurring"] = True
             if merged["is_recurring"] and not merged["recurrence_pattern"]:
-                raise validation_error({"recurrence_pattern": [RECURRING_NEEDS_PATTERN]})
+                if body.get("is_recurring") and "recurrence_pattern" in body:
+                    # The body alone breaks the documented rule: a validation error.
+                    raise validation_error({"recurrence_pattern": [RECURRING_NEEDS_PATTERN]})
+                # Valid on its own, but not with the task as stored.
+                raise BadRequest(RECURRING_NEEDS_PATTERN)
             if changes.get("parent_task_id") is not None:
                 await _check_new_parent(conn, row, changes["parent_task_id"])
             now = self.settings.clock() if changes else row["updated_at"]
@@ -659,10 +663,9 @@ class SubtasksResource(_TaskResource):
     ) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, TASK_CREATE)
-        if body["parent_task_id"] not in (None, tid):
-            raise validation_error(
-                {"parent_task_id": ["Must be the task in the path, or be left out."]}
-            )
+        # The parent is the task in the path; a body's parent_task_id is ignored, as the
+        # reference did (the body is a TaskCreate, shared with the project-level create).
+        body["parent_task_id"] = tid
         async with transaction(self.pool) as conn:
             caller = await self.caller(req, conn)
             idem = await idempotent_request(req, caller)
