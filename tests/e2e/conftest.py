@@ -28,18 +28,12 @@ import pytest
 from tests.support.issuer import TestIssuer
 from tests.support.postgres import create_database, drop_database
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "deploy" / "nginx" / "render.py"
 SERVICE_NAMES = ("tasks", "audit", "auth-verifier")
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def require_tool(reason: str) -> None:
-    """Skip with ``reason``, or fail when the run requires the e2e suite (CI)."""
-    if os.environ.get("TASKFLOW_REQUIRE_E2E") == "1":
-        pytest.fail(f"{reason} (TASKFLOW_REQUIRE_E2E=1)")
-    pytest.skip(reason)
 
 
 def load_render() -> ModuleType:
