@@ -96,7 +96,9 @@ def services(db_url: str, issuer: TestIssuer, tmp_path: Path) -> Iterator[Servic
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+    with psycopg.connect(
+        db_url, row_factory=dict_row, autocommit=True, prepare_threshold=None
+    ) as conn:
         yield conn
 
 

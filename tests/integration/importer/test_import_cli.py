@@ -183,7 +183,7 @@ def clean_db(pg_admin_url: str, template_db: str) -> Iterator[str]:
 
 def snapshot(url: str) -> dict[str, Any]:
     """Everything the import wrote, without database ids (which differ between databases)."""
-    with psycopg.connect(url, row_factory=dict_row) as conn:
+    with psycopg.connect(url, row_factory=dict_row, prepare_threshold=None) as conn:
 
         def rows(sql: str) -> list[Any]:
             return [tuple(r.values()) for r in conn.execute(sql).fetchall()]

@@ -107,7 +107,7 @@ class Outbox:
         self.mark = 0
 
     def _rows(self, after: int) -> list[dict[str, Any]]:
-        with psycopg.connect(self.url, row_factory=dict_row) as conn:
+        with psycopg.connect(self.url, row_factory=dict_row, prepare_threshold=None) as conn:
             rows = conn.execute(
                 "SELECT id, payload FROM tasks.outbox WHERE id > %s ORDER BY id", (after,)
             ).fetchall()
@@ -133,5 +133,7 @@ def outbox(db_url: str) -> Outbox:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+    with psycopg.connect(
+        db_url, row_factory=dict_row, autocommit=True, prepare_threshold=None
+    ) as conn:
         yield conn

@@ -46,7 +46,9 @@ class Database:
         self.url = url
 
     def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        with psycopg.connect(self.url, row_factory=dict_row, autocommit=True) as conn:
+        with psycopg.connect(
+            self.url, row_factory=dict_row, autocommit=True, prepare_threshold=None
+        ) as conn:
             return conn.execute(sql, params).fetchall()
 
     def value(self, sql: str, params: Any = None) -> Any:
