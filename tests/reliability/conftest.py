@@ -16,13 +16,18 @@ from tests.support.tools import require_tool
 @pytest.fixture(scope="session")
 def pgbouncer(request: pytest.FixtureRequest, pg_admin_url: str) -> PgBouncer:
     """A real PgBouncer in transaction mode in front of the test PostgreSQL (one per run)."""
+    require_pgbouncer(pg_admin_url)
+    return shared_pgbouncer(request.config, pg_admin_url)
+
+
+def require_pgbouncer(pg_admin_url: str) -> None:
+    """Skip (fail in CI) when PgBouncer cannot run in front of the test PostgreSQL."""
     if pgbouncer_binary() is None:
         require_tool("pgbouncer is not installed: apt-get install pgbouncer (CI installs it)")
     if "host=/" in pg_admin_url:
         # PgBouncer drops root for `nobody`, who cannot enter the embedded server's private
         # socket folder; CI runs these tests against its TCP PostgreSQL.
         require_tool("PgBouncer tests need a TCP PostgreSQL (set TEST_DATABASE_URL)")
-    return shared_pgbouncer(request.config, pg_admin_url)
 
 
 @pytest.fixture

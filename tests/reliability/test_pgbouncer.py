@@ -20,6 +20,7 @@ import httpx
 import pytest
 from taskflow_cli.stack import migrate
 
+from tests.reliability.conftest import require_pgbouncer
 from tests.reliability.pgbouncer import PgBouncer
 from tests.reliability.stack import (
     Stack,
@@ -35,6 +36,7 @@ from tests.support.postgres import create_database, drop_database
 @pytest.fixture
 def tight_pgbouncer(pg_admin_url: str) -> Iterator[PgBouncer]:
     """A PgBouncer with only 3 server connections per database: clients must share them."""
+    require_pgbouncer(pg_admin_url)
     bouncer = PgBouncer(pg_admin_url, pool_size=3).start()
     yield bouncer
     bouncer.stop()
