@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +41,23 @@ def docker_engine_answers() -> bool:
     return result.returncode == 0
 
 
+def stop_postmaster(data_dir: Path, wait: float = 15.0) -> None:
+    """Fast-shutdown the server running in ``data_dir``, if any, and wait for it to exit."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
 @contextmanager
 def embedded_postgres(data_dir: Path | None = None) -> Iterator[tuple[str, Any]]:
     """An embedded server in ``data_dir`` (a temporary folder by default), stopped on exit."""
@@ -50,6 +69,7 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[tuple[str, Any]]
         yield server.get_uri(), server
     finally:
         server.cleanup()
+        stop_postmaster(folder)  # a test may have started it again in the same folder
         if data_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
