@@ -32,7 +32,7 @@ log = structlog.get_logger("taskflow.auth_verifier")
 TAG = "auth"
 VERIFY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 VERIFY_DESCRIPTION = (
-    "nginx `auth_request` target. 200 with "
+    "nginx `auth_request` target. 200 (empty body) with "
     + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
     + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
     " keys are available. OPTIONS (CORS preflight) and the public paths named by"

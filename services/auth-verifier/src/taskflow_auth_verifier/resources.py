@@ -58,7 +58,10 @@ def passes_without_credential(original_method: str | None, original_uri: str | N
 
 class VerifyResource:
     """``/verify`` for nginx ``auth_request``: 200 + identity headers, 401 + WWW-Authenticate,
-    503 only when keys are truly unavailable. No database access: keys are in memory."""
+    503 only when keys are truly unavailable. No database access: keys are in memory.
+
+    A 200 has an empty body: nginx discards an ``auth_request`` answer's body without reading
+    it, so any body makes it close the upstream connection and open a new one per request."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
@@ -67,7 +70,7 @@ class VerifyResource:
         if passes_without_credential(
             req.get_header("X-Original-Method"), req.get_header("X-Original-URI")
         ):
-            resp.media = {"authenticated": False}
+            resp.status = falcon.HTTP_200
             return
         identity = await self.authenticator.authenticate(
             bearer_token(req.get_header("Authorization"))
@@ -80,7 +83,7 @@ class VerifyResource:
         req.context.identity = identity  # for the access line
         resp.set_headers(identity_headers(identity))
         resp.set_header("Cache-Control", "no-store")
-        resp.media = {"authenticated": True, "sub": identity.sub}
+        resp.status = falcon.HTTP_200
 
     # nginx's auth_request subrequest keeps the original method; the answer does not depend on it.
     on_head = on_post = on_put = on_patch = on_delete = on_get
