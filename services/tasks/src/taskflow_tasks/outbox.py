@@ -35,23 +35,39 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-async def record_event(
-    conn: psycopg.AsyncConnection[Any],
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One outbox row ready to insert: its event id, the payload as JSON text, its time."""
+
+    event_id: uuid.UUID
+    payload: str
+    created_at: datetime
+
+    # The INSERT as a statement of its own or inside a larger one (a CTE of the change).
+    INSERT = (
+        "INSERT INTO tasks.outbox (event_id, payload, created_at)"
+        " VALUES (%(_event_id)s, %(_payload)s::jsonb, %(_event_at)s)"
+    )
+
+    def params(self) -> dict[str, Any]:
+        return {"_event_id": self.event_id, "_payload": self.payload, "_event_at": self.created_at}
+
+
+def build_event(
     *,
     tenant_id: str,
     project_id: int | None,
     entity_type: str,
-    entity_id: int,
+    entity_id: int | None,
     action: str,
     actor: Actor,
     details: dict[str, Any],
     occurred_at: datetime,
     event_id: uuid.UUID | None = None,
-) -> uuid.UUID:
-    """Write one audit event into the outbox; return its event id.
-
-    ``details`` holds before/after values; the actor's client id/name are merged in.
-    """
+) -> OutboxEvent:
+    """One audit event. ``details`` holds before/after values; the actor's client id/name are
+    merged in. ``entity_id`` may be ``None`` when the statement that creates the entity fills
+    it in (see ``store_tasks.create_checked``)."""
     event_id = event_id or uuid.uuid4()
     merged = dict(details)
     if actor.client_id:
@@ -71,8 +87,34 @@ async def record_event(
         "details": merged,
         "created_at": occurred_at.isoformat(),
     }
-    await conn.execute(
-        "INSERT INTO tasks.outbox (event_id, payload, created_at) VALUES (%s, %s::jsonb, %s)",
-        (event_id, orjson.dumps(payload, default=_default).decode(), occurred_at),
+    return OutboxEvent(event_id, orjson.dumps(payload, default=_default).decode(), occurred_at)
+
+
+async def record_event(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    tenant_id: str,
+    project_id: int | None,
+    entity_type: str,
+    entity_id: int,
+    action: str,
+    actor: Actor,
+    details: dict[str, Any],
+    occurred_at: datetime,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write one audit event (see :func:`build_event`) into the outbox on ``conn``, in its
+    transaction; return its event id."""
+    event = build_event(
+        tenant_id=tenant_id,
+        project_id=project_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        actor=actor,
+        details=details,
+        occurred_at=occurred_at,
+        event_id=event_id,
     )
-    return event_id
+    await conn.execute(OutboxEvent.INSERT, event.params())
+    return event.event_id

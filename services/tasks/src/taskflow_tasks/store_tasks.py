@@ -11,6 +11,8 @@ from typing import Any
 
 import psycopg
 
+from .outbox import OutboxEvent
+
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 Cursor = psycopg.AsyncCursor[Any]
@@ -184,16 +186,17 @@ async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
     return row
 
 
-def _update_sql(changes: dict[str, Any]) -> str:
+def _update_sql(changes: dict[str, Any], with_event: bool = False) -> str:
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     sets = "".join(f"{column} = %({column})s, " for column in changes)
+    event = f", ev AS ({OutboxEvent.INSERT})" if with_event else ""
     return f"""
         WITH t AS (
             UPDATE tasks.tasks SET {sets} updated_at = %(_now)s
             WHERE id = %(_id)s RETURNING *
-        )
+        ){event}
         SELECT {_ROW} FROM t {_ENRICH_JOINS}"""
 
 
@@ -204,12 +207,15 @@ async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: da
 
 
 async def update_and_commit(
-    conn: Conn, task_id: int, changes: dict[str, Any], now: datetime
+    conn: Conn, task_id: int, changes: dict[str, Any], now: datetime, event: OutboxEvent
 ) -> Cursor:
-    """:func:`send_update` and ``COMMIT`` in one round trip (the transaction opened by
-    :func:`begin_and_lock`); the cursor yields the response row."""
+    """:func:`send_update`, the change's outbox ``event`` and ``COMMIT`` in one round trip (the
+    transaction opened by :func:`begin_and_lock`); the cursor yields the response row."""
     cur = psycopg.AsyncClientCursor(conn)
-    await cur.execute(_update_sql(changes) + ";\nCOMMIT", {**changes, "_now": now, "_id": task_id})
+    await cur.execute(
+        _update_sql(changes, with_event=True) + ";\nCOMMIT",
+        {**changes, **event.params(), "_now": now, "_id": task_id},
+    )
     return cur
 
 
@@ -248,10 +254,12 @@ _CREATED_FIELDS = _TASK_FIELDS.format(t="t")
 
 
 async def create_checked(
-    conn: Conn, values: dict[str, Any], *, tenant_id: str, worker_id: int
+    conn: Conn, values: dict[str, Any], event: OutboxEvent, *, tenant_id: str, worker_id: int
 ) -> Row | None:
     """Insert a task only if the caller may: the project is visible and they are a member,
-    the assignee (if any) is a member, the parent (if any) is in the project. One statement.
+    the assignee (if any) is a member, the parent (if any) is in the project; and its
+    "created" ``event`` (entity id filled in) with it. One statement, so in autocommit it is
+    its own transaction: one round trip for the whole create.
 
     ``None``: project not visible. Otherwise a row with ``caller_role``, ``member_handle``,
     ``parent_project_id`` and, when inserted, the response row's fields (``id`` NULL when a
@@ -278,13 +286,18 @@ async def create_checked(
               AND (%(assignee_id)s::bigint IS NULL OR acc.member_handle IS NOT NULL)
               AND (%(parent_task_id)s::bigint IS NULL OR acc.parent_project_id = acc.id)
             RETURNING *
+        ), ev AS (
+            INSERT INTO tasks.outbox (event_id, payload, created_at)
+            SELECT %(_event_id)s, jsonb_set(%(_payload)s::jsonb, '{{entity_id}}', to_jsonb(t.id)),
+                   %(_event_at)s
+            FROM t
         )
         SELECT acc.caller_role, acc.member_handle, acc.parent_project_id, {_CREATED_FIELDS},
                acc.member_handle AS assignee_handle, 0 AS subtask_count,
                NULL::int AS subtask_progress, 0 AS spawn_count
         FROM acc LEFT JOIN t ON true
         """,
-        {**values, "_tenant": tenant_id, "_worker": worker_id},
+        {**values, **event.params(), "_tenant": tenant_id, "_worker": worker_id},
     )
     return await cur.fetchone()
 

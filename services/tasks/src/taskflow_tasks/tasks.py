@@ -30,7 +30,7 @@ from . import store_tasks
 from . import workflow as wf
 from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from .deps import TasksDeps
-from .outbox import record_event
+from .outbox import OutboxEvent, build_event
 from .provisioning import Caller, identity_of
 from .safe_writes import (
     IDEMPOTENCY_HEADER,
@@ -110,6 +110,23 @@ def _answer(resp: falcon.asgi.Response, row: Row, status: int = 200) -> None:
     resp.set_header("ETag", _task_etag(row))
 
 
+def _task_event(
+    caller: Caller, row: Row, action: str, details: dict[str, Any], now: datetime
+) -> OutboxEvent:
+    """The audit event of a change to ``row`` (``row["id"]`` may be absent for a create: the
+    INSERT fills it in), to write in the statement that makes the change."""
+    return build_event(
+        tenant_id=caller.tenant_id,
+        project_id=row["project_id"],
+        entity_type="task",
+        entity_id=row.get("id"),
+        action=action,
+        actor=caller.actor,
+        details=details,
+        occurred_at=now,
+    )
+
+
 class _TaskResource:
     def __init__(self, deps: TasksDeps) -> None:
         self.pool = deps.pool
@@ -138,16 +155,8 @@ class _TaskResource:
         details: dict[str, Any],
         now: datetime,
     ) -> None:
-        await record_event(
-            conn,
-            tenant_id=caller.tenant_id,
-            project_id=row["project_id"],
-            entity_type="task",
-            entity_id=row["id"],
-            action=action,
-            actor=caller.actor,
-            details=details,
-            occurred_at=now,
+        await conn.execute(
+            OutboxEvent.INSERT, _task_event(caller, row, action, details, now).params()
         )
 
     async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
@@ -249,28 +258,48 @@ class ProjectTasksResource(_TaskResource):
     ) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, TASK_CREATE)
+        if req.get_header(IDEMPOTENCY_HEADER) is not None:
+            await self.create_idempotently(req, resp, pid, body)
+            return
+        # Autocommit: the create and its event are one statement, so one round trip.
+        async with _autocommit(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            row = await self.create(conn, caller, pid, body, self.settings.clock())
+        _created(resp, row)
+
+    async def create_idempotently(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pid: int, body: dict[str, Any]
+    ) -> None:
+        """The same create under an Idempotency-Key: the response is stored before COMMIT."""
         async with transaction(self.pool) as conn:
             caller = await self.caller(req, conn)
             idem = await idempotent_request(req, caller)
+            assert idem is not None
             now = self.settings.clock()
-            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+            if (replay := await idem.claim(conn, now)) is not None:
                 replay.write(resp)
                 return
-            values = _new_task(body, pid, caller, now, parent=body["parent_task_id"])
-            try:
-                row = await store_tasks.create_checked(
-                    conn, values, tenant_id=caller.tenant_id, worker_id=caller.worker_id
-                )
-            except psycopg.errors.ForeignKeyViolation as exc:
-                # The parent or the assignee was deleted between the check and the insert.
-                raise Conflict("A task or worker this task refers to was just deleted") from exc
-            if row is None:
-                raise NotFound(PROJECT_NOT_FOUND)
-            if row["id"] is None:
-                raise _create_refusal(row, body, pid)
-            await self.event(conn, caller, row, "created", _created_details(row), now)
-            _created(resp, row)
-            await _save(idem, conn, resp)
+            _created(resp, await self.create(conn, caller, pid, body, now))
+            await idem.save(conn, resp)
+
+    async def create(
+        self, conn: Conn, caller: Caller, pid: int, body: dict[str, Any], now: datetime
+    ) -> Row:
+        """Insert the task with its "created" event, or raise why the caller may not."""
+        values = _new_task(body, pid, caller, now, parent=body["parent_task_id"])
+        event = _task_event(caller, values, "created", _created_details(values), now)
+        try:
+            row = await store_tasks.create_checked(
+                conn, values, event, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+            )
+        except psycopg.errors.ForeignKeyViolation as exc:
+            # The parent or the assignee was deleted between the check and the insert.
+            raise Conflict("A task or worker this task refers to was just deleted") from exc
+        if row is None:
+            raise NotFound(PROJECT_NOT_FOUND)
+        if row["id"] is None:
+            raise _create_refusal(row, body, pid)
+        return row
 
 
 def _new_task(
@@ -487,10 +516,10 @@ class _ChangeResource(_TaskResource):
                 ),
             )
             changes, action, details = await self.apply(conn, caller, row, body, now)
-            await self.event(conn, caller, row, action, details, now)
+            event = _task_event(caller, row, action, details, now)
             # Only the columns that differ: a smaller statement to bind and run.
             changed = {name: value for name, value in changes.items() if row[name] != value}
-            cur = await store_tasks.update_and_commit(conn, tid, changed, now)
+            cur = await store_tasks.update_and_commit(conn, tid, changed, now, event)
         _answer(resp, await store_tasks.one_row(cur))
 
     async def change_idempotently(
