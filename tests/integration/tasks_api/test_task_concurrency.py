@@ -98,3 +98,33 @@ def test_racing_reparents_cannot_make_a_cycle(make_user: MakeUser) -> None:
         assert sorted(r.status_code for r in results) == [200, 400]
         loser = next(r for r in results if r.status_code == 400)
         assert loser.json()["error"] == "Circular reference detected"
+
+
+def test_racing_changes_to_one_task_lose_nothing(
+    make_user: MakeUser, db: psycopg.Connection[Any]
+) -> None:
+    """Concurrent progress updates on one task: every one is applied, each audit event's
+    "before" is the value the previous change left, and the task ends at the last "after"."""
+    alice = make_user()
+    tid = alice.task(alice.default_project)["id"]
+    assert alice.patch(f"/api/tasks/{tid}/status", {"status": "in_progress"}).status_code == 200
+    percents = list(range(1, 41))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(
+            pool.map(lambda p: alice.patch(f"/api/tasks/{tid}/progress", {"percent": p}), percents)
+        )
+    assert [r.status_code for r in results] == [200] * len(percents)
+    assert sorted(r.json()["progress_percent"] for r in results) == percents
+    events = db.execute(
+        "SELECT payload->'details' AS details FROM tasks.outbox"
+        " WHERE payload->>'entity_type' = 'task' AND (payload->>'entity_id')::bigint = %s"
+        " AND payload->>'action' = 'progress_updated' ORDER BY id",
+        (tid,),
+    ).fetchall()
+    assert len(events) == len(percents)
+    value = 0
+    for event in events:
+        assert event["details"]["before"] == value, events
+        value = event["details"]["after"]
+    assert sorted(e["details"]["after"] for e in events) == percents
+    assert alice.get(f"/api/tasks/{tid}").json()["progress_percent"] == value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -10,6 +11,7 @@ import uuid
 from typing import Any
 
 import falcon.asgi
+import orjson
 import structlog
 
 from .config import Settings
@@ -23,11 +25,17 @@ access_log = structlog.get_logger("taskflow.access")
 def configure_logging(settings: Settings) -> None:
     """JSON lines in production, readable console output in dev; level from LOG_LEVEL."""
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if settings.log_format == "console"
-        else structlog.processors.JSONRenderer()
-    )
+    renderer: Any
+    factory: Any
+    if settings.log_format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
+    else:
+        # orjson: the access line of every request is rendered here (~5x faster than json).
+        renderer = structlog.processors.JSONRenderer(
+            serializer=functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+        )
+        factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -38,7 +46,7 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

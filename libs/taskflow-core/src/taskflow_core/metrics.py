@@ -72,12 +72,16 @@ class PoolCollector(Collector):
             yield family
 
 
+MAX_CACHED_LABELS = 1000
+
+
 class ServiceMetrics:
     """The metrics of one service app and the hooks that feed them."""
 
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "taskflow_http_requests",
             "HTTP requests answered, by route template and status",
@@ -153,8 +157,19 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.service, method, route, str(status)).inc()
-        self.latency.labels(self.service, method, route).observe(seconds)
+        # labels() hashes and validates on every call; the children of a (method, route,
+        # status) are looked up once (route templates and statuses are few).
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.latency.labels(self.service, method, route),
+            )
+            if len(self._children) < MAX_CACHED_LABELS:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsResource:
@@ -167,13 +182,11 @@ class MetricsResource:
 
 
 class MetricsMiddleware:
-    """Times every request and counts it under its route template."""
+    """Counts every request under its route template, timed from the moment
+    ``RequestContextMiddleware`` (which runs inside it) saw it."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
-
-    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        req.context.metrics_started = time.perf_counter()
 
     async def process_response(
         self,
@@ -182,7 +195,7 @@ class MetricsMiddleware:
         resource: Any,
         req_succeeded: bool,
     ) -> None:
-        started = getattr(req.context, "metrics_started", None)
+        started = getattr(req.context, "started", None)
         if started is None:
             return
         route = req.uri_template if resource is not None and req.uri_template else UNMATCHED_ROUTE

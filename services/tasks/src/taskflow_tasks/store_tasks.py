@@ -4,6 +4,7 @@ handle, its subtask roll-up and its series' spawn count, with the caller's acces
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,11 +100,22 @@ def task_and_subtasks(rows: list[Row], task_id: int) -> tuple[Row | None, list[R
     return rows[0], rows[1:]
 
 
-_LOCK_SQL = f"""
-    SELECT {_TASK_FIELDS.format(t="t")}, m.role AS caller_role, p.tenant_id
+# The task as a change sees it; ``row_version`` (xmin) changes with every write of the row.
+_READ_SQL = f"""
+    SELECT {_TASK_FIELDS.format(t="t")}, m.role AS caller_role, p.tenant_id,
+           t.xmin::text AS row_version
     FROM tasks.tasks t {_ACCESS_JOINS}
-    WHERE t.id = %(id)s
-    FOR UPDATE OF t"""
+    WHERE t.id = %(id)s"""
+_LOCK_SQL = _READ_SQL + " FOR UPDATE OF t"
+
+
+async def read_for_change(
+    conn: Conn, task_id: int, *, tenant_id: str, worker_id: int
+) -> Row | None:
+    """The task as :func:`lock_for_change` returns it, without the lock (for
+    :func:`update_if_unchanged`)."""
+    cur = await conn.execute(_READ_SQL, {"id": task_id, "tenant": tenant_id, "worker": worker_id})
+    return await cur.fetchone()
 
 
 async def lock_for_change(
@@ -186,16 +198,26 @@ async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
     return row
 
 
-def _update_sql(changes: dict[str, Any], with_event: bool = False) -> str:
-    unknown = set(changes) - UPDATABLE
+@functools.lru_cache(maxsize=256)
+def _update_sql(columns: tuple[str, ...], with_event: bool = False, guarded: bool = False) -> str:
+    """The UPDATE of ``columns`` answering the response row; ``with_event`` writes the
+    change's outbox event in the same statement; ``guarded`` changes the row only while its
+    ``row_version`` is still ``%(_version)s`` (and writes the event only then)."""
+    unknown = set(columns) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    sets = "".join(f"{column} = %({column})s, " for column in changes)
-    event = f", ev AS ({OutboxEvent.INSERT})" if with_event else ""
+    sets = "".join(f"{column} = %({column})s, " for column in columns)
+    guard = " AND xmin = %(_version)s::xid" if guarded else ""
+    event = (
+        ", ev AS (INSERT INTO tasks.outbox (event_id, payload, created_at)"
+        " SELECT %(_event_id)s, %(_payload)s::jsonb, %(_event_at)s FROM t)"
+        if with_event
+        else ""
+    )
     return f"""
         WITH t AS (
             UPDATE tasks.tasks SET {sets} updated_at = %(_now)s
-            WHERE id = %(_id)s RETURNING *
+            WHERE id = %(_id)s{guard} RETURNING *
         ){event}
         SELECT {_ROW} FROM t {_ENRICH_JOINS}"""
 
@@ -203,7 +225,7 @@ def _update_sql(changes: dict[str, Any], with_event: bool = False) -> str:
 async def send_update(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Cursor:
     """Update ``changes`` (column → value) stamping ``updated_at``; the cursor yields the
     response row (read it when convenient, e.g. after the transaction)."""
-    return await conn.execute(_update_sql(changes), {**changes, "_now": now, "_id": task_id})
+    return await conn.execute(_update_sql(tuple(changes)), {**changes, "_now": now, "_id": task_id})
 
 
 async def update_and_commit(
@@ -213,10 +235,28 @@ async def update_and_commit(
     transaction opened by :func:`begin_and_lock`); the cursor yields the response row."""
     cur = psycopg.AsyncClientCursor(conn)
     await cur.execute(
-        _update_sql(changes, with_event=True) + ";\nCOMMIT",
+        _update_sql(tuple(changes), with_event=True) + ";\nCOMMIT",
         {**changes, **event.params(), "_now": now, "_id": task_id},
     )
     return cur
+
+
+async def update_if_unchanged(
+    conn: Conn,
+    task_id: int,
+    version: str,
+    changes: dict[str, Any],
+    now: datetime,
+    event: OutboxEvent,
+) -> Row | None:
+    """Apply ``changes`` and write ``event`` in one statement (its own transaction, in
+    autocommit), only if the row is still at ``version`` (:func:`read_for_change`); the
+    response row, or ``None`` when another write came first (nothing was written)."""
+    cur = await conn.execute(
+        _update_sql(tuple(changes), with_event=True, guarded=True),
+        {**changes, **event.params(), "_now": now, "_id": task_id, "_version": version},
+    )
+    return await cur.fetchone()
 
 
 async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:
