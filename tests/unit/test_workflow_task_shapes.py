@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+import orjson
+from taskflow_core.service import dumps_json
 from taskflow_tasks import store_tasks
 from taskflow_tasks.task_schemas import (
     EXAMPLE_TASK,
@@ -29,9 +32,21 @@ ROW = {
 def test_builders_match_documented_schemas() -> None:
     assert set(task_read(ROW, [ROW])) == set(TaskReadSchema().fields)
     assert set(task_list_item(ROW)) == set(TaskListItemSchema().fields)
+    # The list endpoint answers its rows as they come from SQL: same fields, same order.
+    assert tuple(task_list_item(ROW)) == store_tasks.LIST_ITEM_FIELDS
     assert set(EXAMPLE_TASK) == set(TaskReadSchema().fields)
-    assert task_read(ROW)["created_at"] == "2025-01-01T00:00:00+00:00"
     assert task_read(ROW, [ROW])["subtasks"][0]["subtasks"] == []
+
+
+def test_timestamps_render_as_isoformat() -> None:
+    """Builders keep datetimes; the services' JSON renders them exactly as isoformat()."""
+    paris = datetime(2026, 3, 29, 1, 30, 5, 120000, tzinfo=ZoneInfo("Europe/Paris"))
+    row = {**ROW, "due_date": paris, "started_at": NOW.replace(microsecond=7)}
+    rendered = orjson.loads(dumps_json(task_read(row)))
+    assert rendered["created_at"] == "2025-01-01T00:00:00+00:00"
+    assert rendered["due_date"] == paris.isoformat() == "2026-03-29T01:30:05.120000+01:00"
+    assert rendered["started_at"] == "2025-01-01T00:00:00.000007+00:00"
+    assert orjson.loads(dumps_json(task_list_item(row)))["due_date"] == paris.isoformat()
 
 
 def test_like_pattern_escapes_wildcards() -> None:

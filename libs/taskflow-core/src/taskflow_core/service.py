@@ -33,11 +33,11 @@ log = structlog.get_logger("taskflow.service")
 ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def _dumps(obj: Any) -> bytes:
+def dumps_json(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
 
-JSON_HANDLER = falcon.media.JSONHandler(dumps=_dumps, loads=orjson.loads)
+JSON_HANDLER = falcon.media.JSONHandler(dumps=dumps_json, loads=orjson.loads)
 
 
 class BodyLimitMiddleware:

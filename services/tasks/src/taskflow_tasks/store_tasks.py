@@ -356,6 +356,16 @@ class ListFilters:
     offset: int = 0
 
 
+# The TaskListItem fields in its order (a unit test holds it to task_schemas.task_list_item),
+# selected from the lateral row ``l`` of send_list.
+LIST_ITEM_FIELDS = (
+    "id", "title", "description", "status", "priority", "progress_percent", "tags",
+    "due_date", "is_recurring", "project_id", "assignee_id", "assignee_handle",
+    "parent_task_id", "subtask_count", "subtask_progress", "spawn_count", "created_at",
+    "updated_at",
+)  # fmt: skip
+_LIST_ITEM = ", ".join(f"l.{name}" for name in LIST_ITEM_FIELDS)
+
 # Every order ends with id, so pages never overlap or skip rows that tie.
 _ORDERS = {
     ("created_at", "asc"): "t.created_at ASC, t.id ASC",
@@ -408,7 +418,7 @@ async def send_list(
             LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %(worker)s
             WHERE p.id = %(pid)s AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL
         )
-        SELECT acc.caller_role, l.*
+        SELECT acc.caller_role, {_LIST_ITEM}
         FROM acc LEFT JOIN LATERAL (
             SELECT {_ROW}
             FROM tasks.tasks t {_ENRICH_JOINS}
@@ -425,11 +435,17 @@ async def send_list(
 
 
 def list_result(rows: list[Row]) -> tuple[str | None, list[Row]] | None:
-    """``(caller_role, rows)``; ``None`` when the project is not visible in the tenant. Rows
-    are empty when the caller is not a member (the role is then None)."""
+    """``(caller_role, items)``; ``None`` when the project is not visible in the tenant. Items
+    are empty when the caller is not a member (the role is then None). Each item is a
+    TaskListItem as it is (``task_schemas.task_list_item`` of the row, without rebuilding it:
+    a list answers 50 of them)."""
     if not rows:
         return None
-    return rows[0]["caller_role"], [r for r in rows if r["id"] is not None]
+    role = rows[0]["caller_role"]
+    items = [r for r in rows if r["id"] is not None]
+    for item in items:
+        del item["caller_role"]
+    return role, items
 
 
 async def send_recent(conn: Conn, *, tenant_id: str, worker_id: int, limit: int) -> Cursor:

@@ -3,7 +3,8 @@
 Requests are loaded through marshmallow schemas built once at import (unknown fields → 422).
 Responses are built as plain dicts by :func:`task_read` and :func:`task_list_item` (the hot
 path; marshmallow's dump is several times slower); the read schemas below document the same
-shapes in OpenAPI, and a unit test keeps the two in step.
+shapes in OpenAPI, and a unit test keeps the two in step. Timestamps stay ``datetime``: the
+services' orjson renders them exactly as ``isoformat()`` would, several times faster.
 """
 
 from __future__ import annotations
@@ -269,10 +270,6 @@ class TaskReadSchema(TaskSubtaskSchema):
     subtasks = fields.List(fields.Nested(TaskSubtaskSchema))
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def task_list_item(row: Mapping[str, Any]) -> dict[str, Any]:
     """The TaskListItem of a task row (see TaskListItemSchema)."""
     return {
@@ -283,7 +280,7 @@ def task_list_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "priority": row["priority"],
         "progress_percent": row["progress_percent"],
         "tags": row["tags"],
-        "due_date": _iso(row["due_date"]),
+        "due_date": row["due_date"],
         "is_recurring": row["is_recurring"],
         "project_id": row["project_id"],
         "assignee_id": row["assignee_id"],
@@ -292,8 +289,8 @@ def task_list_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "subtask_count": row["subtask_count"],
         "subtask_progress": row["subtask_progress"],
         "spawn_count": row["spawn_count"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 
@@ -308,8 +305,8 @@ def task_read(row: Mapping[str, Any], subtasks: Sequence[Mapping[str, Any]] = ()
         clone_subtasks_on_recur=row["clone_subtasks_on_recur"],
         has_spawned_next=row["has_spawned_next"],
         created_by_id=row["created_by_id"],
-        started_at=_iso(row["started_at"]),
-        completed_at=_iso(row["completed_at"]),
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
         subtasks=[task_read(child) for child in subtasks],
     )
     return out

@@ -258,10 +258,10 @@ class ProjectTasksResource(_TaskResource):
         found = store_tasks.list_result(await cur.fetchall())
         if found is None:
             raise NotFound(PROJECT_NOT_FOUND)
-        role, rows = found
+        role, items = found
         if role is None:
             raise Forbidden(NOT_A_MEMBER)
-        resp.media = [task_list_item(row) for row in rows]
+        resp.media = items
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
