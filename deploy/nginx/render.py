@@ -79,6 +79,8 @@ class GatewayOptions:
     resolver: str | None = None  # DNS for upstreams whose address may change (compose)
     keepalive: int = 16
     workers: int = 2
+    # Seconds nginx reuses the verifier's 200 for one credential (0: ask it every time).
+    auth_cache_seconds: int = 10
     public_api_templates: Sequence[str] = field(default_factory=tuple)
 
 
@@ -250,6 +252,40 @@ def _cors_origin_map(origins: Sequence[str]) -> list[str]:
     return ['default "";', *(f'"{o}" "{o}";' for o in origins)]
 
 
+def _auth_cache_zone(options: GatewayOptions) -> list[str]:
+    if options.auth_cache_seconds <= 0:
+        return []
+    return [
+        "proxy_cache_path auth_cache levels=1:2 keys_zone=taskflow_auth:10m max_size=64m",
+        "                 inactive=60s use_temp_path=off;",
+        "map $http_authorization $tf_no_credential {",
+        "    default 0;",
+        '    "" 1;',
+        "}",
+    ]
+
+
+def _auth_cache(options: GatewayOptions) -> list[str]:
+    """The verifier's 200 reused per credential for a few seconds: without it every API call
+    through the gateway costs a second HTTP request and token check on the verifier. Safe
+    because it only saves a check: each service verifies every token again (expiry included)
+    and keeps its own 30 s caches of verified tokens and agent keys. Refusals are never
+    cached, nor answers to requests without a credential. The cache files hold the
+    ``Authorization`` value as their key: keep ``auth_cache`` on a private (ideally memory)
+    volume."""
+    if options.auth_cache_seconds <= 0:
+        return []
+    return [
+        "proxy_cache taskflow_auth;",
+        "proxy_cache_key $http_authorization;",
+        f"proxy_cache_valid 200 {options.auth_cache_seconds}s;",
+        "proxy_cache_methods GET;",
+        "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
+        "proxy_no_cache $tf_no_credential;",
+        "proxy_cache_bypass $tf_no_credential;",
+    ]
+
+
 def render_config(options: GatewayOptions) -> str:
     """The nginx.conf text for ``options``."""
     missing = set(SERVICES) - set(options.upstreams)
@@ -273,6 +309,8 @@ def render_config(options: GatewayOptions) -> str:
         "OPENAPI_FILE": options.openapi_file,
         "AUTH_UPSTREAM": upstream_name(AUTH_SERVICE),
         "CLEAR_IDENTITY": _indent(clear_identity, 3),
+        "AUTH_CACHE_ZONE": _indent(_auth_cache_zone(options), 1),
+        "AUTH_CACHE": _indent(_auth_cache(options), 3),
         "ERROR_LOCATIONS": _indent(_error_locations(options), 2),
         "ROUTE_LOCATIONS": _indent(route_locations(options), 2),
     }
@@ -368,6 +406,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--access-log", default="/dev/stdout")
     parser.add_argument("--resolver", default=None, help="DNS server for upstream names")
     parser.add_argument("--workers", type=int, default=2, help="nginx worker processes")
+    parser.add_argument(
+        "--auth-cache-seconds",
+        type=int,
+        default=GatewayOptions.auth_cache_seconds,
+        help="seconds a verified credential is not checked again by the verifier (0: off)",
+    )
     return parser.parse_args(argv)
 
 
@@ -390,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=args.access_log,
         resolver=args.resolver,
         workers=args.workers,
+        auth_cache_seconds=args.auth_cache_seconds,
     )
     print(render(out, options))
     return 0

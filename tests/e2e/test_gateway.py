@@ -5,6 +5,7 @@ internal paths it never exposes."""
 from __future__ import annotations
 
 import gzip
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,6 +84,32 @@ def test_a_client_cannot_claim_another_identity(stack: Stack) -> None:
     with stack.client(stack.token("someone-else")) as other:
         seen = other.get(f"/api/projects/{project['id']}")
         assert seen.status_code in (403, 404), seen.text  # not someone-else's project
+
+
+def verifier_checks(stack: Stack) -> int:
+    """How many /verify requests the auth-verifier has answered (its access lines)."""
+    lines = (stack.logs / "auth-verifier.log").read_text(errors="replace").splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return sum(1 for e in entries if e.get("event") == "request" and e.get("path") == "/verify")
+
+
+def test_a_verified_credential_is_not_checked_again_for_a_few_seconds(stack: Stack) -> None:
+    """nginx reuses the verifier's 200 per credential (the services still verify every token);
+    a refused credential is asked about every time, and each user still gets their own data."""
+    alice, bob = stack.token(f"user-{uuid.uuid4().hex[:8]}"), stack.token()
+    with stack.client(alice) as as_alice, stack.client(bob) as as_bob:
+        mine = as_alice.post("/api/projects", json={"slug": new_slug(), "name": "Alice's"})
+        assert mine.status_code == 201, mine.text
+        before = verifier_checks(stack)
+        for _ in range(10):
+            assert mine.json()["id"] in [p["id"] for p in as_alice.get("/api/projects").json()]
+            assert mine.json()["id"] not in [p["id"] for p in as_bob.get("/api/projects").json()]
+        assert verifier_checks(stack) - before <= 2, stack.diagnostics()  # bob's first, at most
+    before = verifier_checks(stack)
+    with stack.client("not-a-valid-token") as anonymous:
+        for _ in range(3):
+            assert_error_shape(anonymous.get("/api/projects"), 401)
+    assert verifier_checks(stack) - before == 3
 
 
 def test_body_over_the_limit_is_413_json(stack: Stack) -> None:

@@ -83,16 +83,19 @@ def test_a_dead_service_fails_only_its_routes_and_recovers(own_stack: Stack) -> 
         eventually(lambda: client.get(f"/api/tasks/{tid}").status_code == 200, "tasks back")
         ok(client.get("/api/projects"))
 
-        # Verifier down: nothing under /api can be authenticated (503 JSON, not a 500);
-        # public paths still work. Back up, /api works again.
+        # Verifier down: a credential the gateway has not just verified cannot be (503 JSON,
+        # not a 500), while one it verified in the last seconds still works (the service
+        # verifies it anyway); public paths still work. Back up, /api works again.
         stack.stop_service("auth-verifier")
-        unavailable = client.get(f"/api/tasks/{tid}")
-        body = assert_error_shape(unavailable, 503)
-        assert "Authentication" in body["error"]
-        assert_error_shape(client.get("/jwks"), 502)
-        assert httpx.get(f"{stack.url}/docs").status_code == 200
-        stack.start_service("auth-verifier")
-        eventually(lambda: client.get(f"/api/tasks/{tid}").status_code == 200, "verifier back")
+        ok(client.get(f"/api/tasks/{tid}"))
+        with stack.client(stack.token(f"new-{uuid.uuid4().hex[:8]}")) as newcomer:
+            unavailable = newcomer.get("/api/projects")
+            body = assert_error_shape(unavailable, 503)
+            assert "Authentication" in body["error"]
+            assert_error_shape(client.get("/jwks"), 502)
+            assert httpx.get(f"{stack.url}/docs").status_code == 200
+            stack.start_service("auth-verifier")
+            eventually(lambda: newcomer.get("/api/projects").status_code == 200, "verifier back")
 
     assert stack.nginx.proc is not None and stack.nginx.proc.poll() is None
     assert stack.nginx.proc.pid == nginx_pid  # the same nginx all along
