@@ -4,7 +4,7 @@ transaction, and answers with the shapes of ``task_schemas``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,6 @@ from .outbox import OutboxEvent, build_event
 from .provisioning import Caller, identity_of
 from .safe_writes import (
     IDEMPOTENCY_HEADER,
-    IdempotentRequest,
     check_if_match,
     etag,
     idempotent_request,
@@ -174,6 +173,26 @@ class _TaskResource:
             OutboxEvent.INSERT, _task_event(caller, row, action, details, now).params()
         )
 
+    async def in_transaction(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        work: Callable[[Conn, Caller, datetime], Awaitable[None]],
+    ) -> None:
+        """``work`` (which answers on ``resp``) in one transaction, under the request's
+        Idempotency-Key if it has one: a repeat replays the first answer; the answer is stored
+        before COMMIT."""
+        async with transaction(self.pool) as conn:
+            caller = await self.caller(req, conn)
+            idem = await idempotent_request(req, caller)
+            now = self.settings.clock()
+            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
+                replay.write(resp)
+                return
+            await work(conn, caller, now)
+            if idem is not None:
+                await idem.save(conn, resp)
+
     async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
         """Spawn the next occurrence when a recurring task completes (trigger permitting)."""
         if _spawns_next(row):
@@ -280,17 +299,10 @@ class ProjectTasksResource(_TaskResource):
     async def create_idempotently(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pid: int, body: dict[str, Any]
     ) -> None:
-        """The same create under an Idempotency-Key: the response is stored before COMMIT."""
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
-            idem = await idempotent_request(req, caller)
-            assert idem is not None
-            now = self.settings.clock()
-            if (replay := await idem.claim(conn, now)) is not None:
-                replay.write(resp)
-                return
+        async def create(conn: Conn, caller: Caller, now: datetime) -> None:
             _created(resp, await self.create(conn, caller, pid, body, now))
-            await idem.save(conn, resp)
+
+        await self.in_transaction(req, resp, create)
 
     async def create(
         self, conn: Conn, caller: Caller, pid: int, body: dict[str, Any], now: datetime
@@ -369,11 +381,6 @@ def _create_refusal(checks: Row, body: dict[str, Any], project_id: int) -> APIEr
 def _created(resp: falcon.asgi.Response, row: Row) -> None:
     _answer(resp, row, status=201)
     resp.set_header("Location", f"/api/tasks/{row['id']}")
-
-
-async def _save(idem: IdempotentRequest | None, conn: Conn, resp: falcon.asgi.Response) -> None:
-    if idem is not None:
-        await idem.save(conn, resp)
 
 
 # --- one task --------------------------------------------------------------------------------
@@ -585,20 +592,13 @@ class _ChangeResource(_TaskResource):
     async def change_idempotently(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, tid: int, body: dict[str, Any]
     ) -> None:
-        """The same change under an Idempotency-Key: the response is stored before COMMIT."""
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
-            idem = await idempotent_request(req, caller)
-            assert idem is not None
-            now = self.settings.clock()
-            if (replay := await idem.claim(conn, now)) is not None:
-                replay.write(resp)
-                return
+        async def change(conn: Conn, caller: Caller, now: datetime) -> None:
             row = await self.locked(conn, req, caller, tid)
             changes, action, details = await self.apply(conn, caller, row, body, now)
             await self.event(conn, caller, row, action, details, now)
             _answer(resp, await store_tasks.update_task(conn, tid, changes, now))
-            await idem.save(conn, resp)
+
+        await self.in_transaction(req, resp, change)
 
 
 class TaskStatusResource(_ChangeResource):
@@ -761,13 +761,8 @@ class SubtasksResource(_TaskResource):
         # The parent is the task in the path; a body's parent_task_id is ignored, as the
         # reference did (the body is a TaskCreate, shared with the project-level create).
         body["parent_task_id"] = tid
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
-            idem = await idempotent_request(req, caller)
-            now = self.settings.clock()
-            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
-                replay.write(resp)
-                return
+
+        async def create(conn: Conn, caller: Caller, now: datetime) -> None:
             parent = await store_tasks.lock_for_change(
                 conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
             )
@@ -786,7 +781,8 @@ class SubtasksResource(_TaskResource):
             details = _created_details(row, is_subtask=True)
             await self.event(conn, caller, row, "created", details, now)
             _created(resp, row)
-            await _save(idem, conn, resp)
+
+        await self.in_transaction(req, resp, create)
 
 
 # --- route table -----------------------------------------------------------------------------
