@@ -259,6 +259,78 @@ async def update_if_unchanged(
     return await cur.fetchone()
 
 
+@dataclass(frozen=True)
+class GuardedChange:
+    """A change the database can apply by itself in one statement: ``sets`` (SQL assignments
+    over the current row, parameters in ``params``) are what the workflow rules would write
+    whenever ``guard`` (SQL over the row ``x``) holds; ``before`` names the column whose old
+    value the event records as ``details.before``. Where the guard does not hold, nothing is
+    written and the caller runs the rules in Python (for the answer, or the error)."""
+
+    sets: str
+    guard: str
+    before: str
+    params: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _guarded_sql(sets: str, guard: str, before: str) -> str:
+    if before not in UPDATABLE:
+        raise ValueError(f"not updatable: {before}")
+    # The subquery locks the row first, so ``before`` is the value this change replaces even
+    # when another write commits in between; the assignments and the guard read ``x``, the
+    # row being updated, which the UPDATE re-reads after waiting for such a write.
+    return f"""
+        WITH t AS (
+            UPDATE tasks.tasks x SET {sets}, updated_at = %(_now)s
+            FROM (SELECT t.id, t.{before} AS before, m.role AS caller_role
+                  FROM tasks.tasks t {_ACCESS_JOINS}
+                  WHERE t.id = %(_id)s FOR UPDATE OF t) o
+            WHERE x.id = o.id AND o.caller_role IS NOT NULL
+              AND (o.caller_role = 'owner' OR x.assignee_id IS NULL
+                   OR x.assignee_id = %(worker)s)
+              AND ({guard})
+            RETURNING x.*, o.before
+        ), ev AS (
+            INSERT INTO tasks.outbox (event_id, payload, created_at)
+            SELECT %(_event_id)s,
+                   jsonb_set(jsonb_set(%(_payload)s::jsonb, '{{project_id}}',
+                                       to_jsonb(t.project_id)),
+                             '{{details,before}}', to_jsonb(t.before)),
+                   %(_event_at)s
+            FROM t
+        )
+        SELECT {_ROW} FROM t {_ENRICH_JOINS}"""
+
+
+async def update_guarded(
+    conn: Conn,
+    task_id: int,
+    change: GuardedChange,
+    now: datetime,
+    event: OutboxEvent,
+    *,
+    tenant_id: str,
+    worker_id: int,
+) -> Row | None:
+    """Apply ``change`` with its ``event`` (project id and ``details.before`` filled in) in one
+    statement, its own transaction in autocommit, if the caller may modify the task (FR-011)
+    and the guard holds; the response row, or ``None`` when nothing was written (no such task,
+    no access, or the rules need Python: the caller then takes the general path)."""
+    cur = await conn.execute(
+        _guarded_sql(change.sets, change.guard, change.before),
+        {
+            **change.params,
+            **event.params(),
+            "_now": now,
+            "_id": task_id,
+            "tenant": tenant_id,
+            "worker": worker_id,
+        },
+    )
+    return await cur.fetchone()
+
+
 async def update_task(conn: Conn, task_id: int, changes: dict[str, Any], now: datetime) -> Row:
     """Apply ``changes``, stamp ``updated_at``, return the response row."""
     return await one_row(await send_update(conn, task_id, changes, now))

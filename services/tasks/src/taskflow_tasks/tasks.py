@@ -67,6 +67,8 @@ from .task_schemas import (
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
+# A change as one guarded statement, its event's action and details.
+Guarded = tuple[store_tasks.GuardedChange, str, dict[str, Any]]
 
 TASK_NOT_FOUND = "Task not found"
 TAG = "tasks"
@@ -526,15 +528,44 @@ class _ChangeResource(_TaskResource):
         async with _autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
             now = self.settings.clock()
-            answer = await self.change_if_unchanged(conn, req, caller, tid, body, now)
+            answer = await self.change_guarded(conn, req, caller, tid, body, now)
+            if answer is None:
+                answer = await self.change_if_unchanged(conn, req, caller, tid, body, now)
             if answer is None:
                 answer = await self.change_locked(conn, req, caller, tid, body, now)
         _answer(resp, answer)
+
+    def guarded(self, body: dict[str, Any]) -> Guarded | None:
+        """The change as one statement whose guard holds exactly where ``apply`` would write
+        it without raising and ``writes_more`` is false (see ``store_tasks.GuardedChange``),
+        with its event's action and details (``before`` is filled in by the statement);
+        ``None`` when the change needs the row in Python."""
+        return None
 
     def writes_more(self, row: Row, body: dict[str, Any]) -> bool:
         """Whether the change writes more than the task itself (a recurring task's next
         occurrence): it then runs in a transaction of several statements."""
         return False
+
+    async def change_guarded(
+        self,
+        conn: Conn,
+        req: falcon.asgi.Request,
+        caller: Caller,
+        tid: int,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> Row | None:
+        """The common case in one round trip: the database applies the change, and its event,
+        if the rules allow it. ``None`` when nothing was written: an error to explain, a
+        change the rules must see in Python, or an ``If-Match`` to check."""
+        if req.get_header("If-Match") is not None or (guarded := self.guarded(body)) is None:
+            return None
+        change, action, details = guarded
+        event = _task_event(caller, {"project_id": None, "id": tid}, action, details, now)
+        return await store_tasks.update_guarded(
+            conn, tid, change, now, event, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+        )
 
     async def change_if_unchanged(
         self,
@@ -604,6 +635,22 @@ class _ChangeResource(_TaskResource):
 class TaskStatusResource(_ChangeResource):
     schema = STATUS_UPDATE
 
+    def guarded(self, body: dict[str, Any]) -> Guarded | None:
+        # wf.change_status as SQL: the transition table, started_at stamped on the first move
+        # to in_progress, completion stamping completed_at and forcing progress to 100. A
+        # recurring task's completion may spawn its next occurrence: that takes the rules.
+        new = body["status"]
+        sets = "status = %(status)s"
+        guard = "x.status = ANY(%(_from)s)"
+        if new == "in_progress":
+            sets += ", started_at = coalesce(x.started_at, %(_now)s)"
+        if new == "completed":
+            sets += ", completed_at = %(_now)s, progress_percent = 100"
+            guard += " AND NOT x.is_recurring"
+        sources = [old for old, targets in wf.VALID_TRANSITIONS.items() if new in targets]
+        change = store_tasks.GuardedChange(sets, guard, "status", {"status": new, "_from": sources})
+        return change, "status_changed", {"before": None, "after": new}
+
     def writes_more(self, row: Row, body: dict[str, Any]) -> bool:
         return body["status"] == "completed" and _spawns_next(row)
 
@@ -647,6 +694,17 @@ def _status_columns(change: wf.StatusChange) -> dict[str, Any]:
 
 class TaskProgressResource(_ChangeResource):
     schema = PROGRESS_UPDATE
+
+    def guarded(self, body: dict[str, Any]) -> Guarded | None:
+        # wf.check_progress_allowed as SQL.
+        change = store_tasks.GuardedChange(
+            "progress_percent = %(percent)s",
+            "x.status = 'in_progress'",
+            "progress_percent",
+            {"percent": body["percent"]},
+        )
+        details = {"before": None, "after": body["percent"], "note": body["note"]}
+        return change, "progress_updated", details
 
     async def apply(
         self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
