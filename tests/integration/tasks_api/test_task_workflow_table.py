@@ -6,8 +6,9 @@ statement in the database, so its guard must agree with the rules everywhere).""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from taskflow_core.errors import BadRequest, Forbidden
@@ -17,6 +18,7 @@ from tests.integration.tasks_api.conftest import MakeUser, Outbox, User
 
 EARLIER = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 PROGRESS = 40
+T = TypeVar("T")
 
 
 def _set_state(
@@ -58,22 +60,16 @@ def _spawned(db: psycopg.Connection[Any], tid: int) -> int:
     return int(row["n"])
 
 
-def _expected_status(
-    current: str, new: str, assignee: int | None, caller: int | None, owner: bool
-) -> wf.StatusChange | int:
-    """What the rules say: the change, or the error status."""
+def _outcome(
+    assignee: int | None, caller: int | None, owner: bool, rule: Callable[..., T], **args: Any
+) -> T | int:
+    """What the rules say: FR-011 for ``caller``, then ``rule(**args)``'s result, or the
+    error status."""
     if caller is None:
         return 403  # not a member
     try:
         wf.check_may_modify(assignee_id=assignee, caller_worker_id=caller, is_owner=owner)
-        return wf.change_status(
-            current=current,
-            new=new,
-            started_at=None if current == "pending" else EARLIER,
-            completed_at=EARLIER if current == "completed" else None,
-            progress_percent=100 if current == "completed" else PROGRESS,
-            now=datetime.now(UTC),
-        )
+        return rule(**args)
     except Forbidden:
         return 403
     except BadRequest:
@@ -113,7 +109,18 @@ def test_status_changes_follow_the_rules_in_every_case(
         before, spawned = _row(db, tid), _spawned(db, tid)
         outbox.start()
         resp = user.patch(f"/api/tasks/{tid}/status", {"status": new})
-        expected = _expected_status(current, new, assignee, worker, owner)
+        expected = _outcome(
+            assignee,
+            worker,
+            owner,
+            wf.change_status,
+            current=current,
+            new=new,
+            started_at=before["started_at"],
+            completed_at=before["completed_at"],
+            progress_percent=before["progress_percent"],
+            now=datetime.now(UTC),
+        )
         if isinstance(expected, int):
             assert resp.status_code == expected, (case, resp.text)
             assert _row(db, tid) == before, case
@@ -153,12 +160,8 @@ def test_progress_changes_follow_the_rules_in_every_case(
         before = _row(db, tid)
         outbox.start()
         resp = user.patch(f"/api/tasks/{tid}/progress", {"percent": 70, "note": "n"})
-        if worker is None or not (owner or assignee in (None, worker)):
-            expected = 403
-        elif current != "in_progress":
-            expected = 400
-        else:
-            expected = 200
+        refused = _outcome(assignee, worker, owner, wf.check_progress_allowed, status=current)
+        expected = 200 if refused is None else refused
         assert resp.status_code == expected, (case, resp.text)
         if expected != 200:
             assert _row(db, tid) == before, case

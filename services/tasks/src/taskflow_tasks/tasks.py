@@ -632,6 +632,13 @@ class _ChangeResource(_TaskResource):
         await self.in_transaction(req, resp, change)
 
 
+# The statuses each status may be reached from (the transition table read backwards).
+_SOURCES = {
+    new: [old for old, targets in wf.VALID_TRANSITIONS.items() if new in targets]
+    for new in wf.STATUSES
+}
+
+
 class TaskStatusResource(_ChangeResource):
     schema = STATUS_UPDATE
 
@@ -647,8 +654,8 @@ class TaskStatusResource(_ChangeResource):
         if new == "completed":
             sets += ", completed_at = %(_now)s, progress_percent = 100"
             guard += " AND NOT x.is_recurring"
-        sources = [old for old, targets in wf.VALID_TRANSITIONS.items() if new in targets]
-        change = store_tasks.GuardedChange(sets, guard, "status", {"status": new, "_from": sources})
+        params = {"status": new, "_from": _SOURCES[new]}
+        change = store_tasks.GuardedChange(sets, guard, "status", params)
         return change, "status_changed", {"before": None, "after": new}
 
     def writes_more(self, row: Row, body: dict[str, Any]) -> bool:
