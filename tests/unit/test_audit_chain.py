@@ -66,6 +66,23 @@ def test_same_instant_in_another_offset_hashes_the_same() -> None:
         canonical_time(datetime(2026, 1, 1))
 
 
+def test_stored_hashes_never_change() -> None:
+    """Hashes already in the chain must verify forever: a known chain keeps its last hash, and
+    the rare spellings (a year before 1000, an event id given as upper-case text) stay as they
+    were first written."""
+    assert make_chain(3)[-1]["hash"] == (
+        "9d5dd7ea50dfd359c9f403f6ebbffad1e8050a6bd7ee46e472664808fe7d66bc"
+    )
+    entry = {
+        **make_chain(1)[0],
+        "created_at": datetime(999, 5, 6, 7, 8, 9, 10, tzinfo=timezone(timedelta(hours=-3))),
+        "event_id": "0000000A-0000-0000-0000-000000000001",
+    }
+    encoded = canonical_encoding(entry).decode()
+    assert '"created_at":"999-05-06T10:08:09.000010Z"' in encoded
+    assert '"event_id":"0000000a-0000-0000-0000-000000000001"' in encoded
+
+
 def test_hash_is_sha256_of_previous_hash_bytes_and_encoding() -> None:
     entry = make_chain(1)[0]
     expected = hashlib.sha256(bytes(32) + canonical_encoding(entry)).hexdigest()

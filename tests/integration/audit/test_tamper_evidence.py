@@ -3,6 +3,7 @@ who disables the trigger) is found by `taskflow audit verify` and GET /api/audit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from taskflow_audit.chain import entry_hash
+from taskflow_audit.store import SNAPSHOT, verify_project_chain
 from taskflow_core.auth.service_tokens import ServiceCredentials
 from taskflow_core.config import Settings
 
@@ -111,6 +114,43 @@ def test_an_entry_altered_by_a_superuser_is_reported_at_its_position(
     assert report["ok"] is False
     assert report["first_broken"]["position"] == target
     assert report["first_broken"]["entry_id"] == target
+
+
+def verify_in_batches(db_url: str, project: int, batch: int) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        conn = await psycopg.AsyncConnection.connect(
+            db_url, row_factory=dict_row, prepare_threshold=None
+        )
+        async with conn, conn.transaction():
+            await conn.execute(SNAPSHOT)
+            return (await verify_project_chain(conn, project, batch=batch)).as_dict()
+
+    return asyncio.run(run())
+
+
+def test_the_project_check_streams_its_entries_and_reports_the_same(
+    history: Any, db: psycopg.Connection[dict[str, Any]], db_url: str
+) -> None:
+    """The owner's check reads the project's entries a batch at a time (memory stays flat for
+    a long history): batches of one or two entries give the report one batch gives, intact and
+    with an entry in the middle altered."""
+    _, project = history
+    whole = verify_in_batches(db_url, project, 10_000)
+    assert whole["ok"] is True and whole["checked"] >= 7
+    assert [verify_in_batches(db_url, project, size) for size in (1, 2)] == [whole, whole]
+
+    target = db.execute(
+        "SELECT id FROM audit.entries WHERE project_id = %s ORDER BY id OFFSET 3 LIMIT 1",
+        (project,),
+    ).fetchone()["id"]  # type: ignore[index]
+    db.execute("ALTER TABLE audit.entries DISABLE TRIGGER entries_no_update")
+    db.execute("UPDATE audit.entries SET action = 'forged' WHERE id = %s", (target,))
+    db.execute("ALTER TABLE audit.entries ENABLE TRIGGER entries_no_update")
+    broken = verify_in_batches(db_url, project, 10_000)
+    assert broken["first_broken"]["position"] == target
+    assert broken["first_broken"]["reason"] == "hash"
+    assert broken["checked"] == whole["checked"]
+    assert [verify_in_batches(db_url, project, size) for size in (1, 2)] == [broken, broken]
 
 
 def test_rehashed_forgery_breaks_the_next_link(

@@ -34,26 +34,32 @@ HASHED_FIELDS = (
     "created_at",
     "recorded_at",
 )
+_TIME_FIELDS = ("created_at", "recorded_at")
 
 
 def canonical_time(value: datetime) -> str:
     """``2026-01-02T03:04:05.000006Z``: the one spelling of a timestamp inside the chain."""
     if value.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to four digits, the chain's spelling does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00" (3x strftime)
 
 
-def _canonical_value(name: str, value: Any) -> Any:
-    if isinstance(value, datetime):
-        return canonical_time(value)
-    if name == "event_id" and value is not None:
-        return str(uuid.UUID(str(value)))
-    return value
+def _canonical_event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
 def canonical_encoding(entry: Mapping[str, Any]) -> bytes:
     """The bytes hashed for ``entry`` (only :data:`HASHED_FIELDS` count; extras are ignored)."""
-    document = {name: _canonical_value(name, entry.get(name)) for name in HASHED_FIELDS}
+    document = {name: entry.get(name) for name in HASHED_FIELDS}
+    document["event_id"] = _canonical_event_id(document["event_id"])
+    for name in _TIME_FIELDS:
+        if isinstance(value := document[name], datetime):
+            document[name] = canonical_time(value)
     text = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -214,55 +220,76 @@ class LinkedEntry:
     successor_prev_hash: str | None  # prev_hash of entry id + 1 (None: this is the last entry)
 
 
-def verify_subset(
-    linked: Iterable[LinkedEntry], head_last_id: int, head_last_hash: str
-) -> ChainReport:
-    """Verify some entries of the chain (in id order) and every link that touches them.
+class SubsetVerifier:
+    """Verifies some entries of the chain (feed them in id order) and every link that touches
+    them, keeping the first break; the streaming form of :func:`verify_subset`.
 
     For each entry: its hash is its recomputed hash, its ``prev_hash`` is its predecessor's
     stored hash, and its successor points at it (or, for the last entry, the head does). This is
     the project owner's check: it needs no other tenant's content, only neighbours' hashes."""
-    checked = 0
-    last_id = 0
-    last_hash = GENESIS_HASH
-    broken: BrokenLink | None = None
-    for item in linked:
+
+    def __init__(self, head_last_id: int, head_last_hash: str) -> None:
+        self.head_last_id = head_last_id
+        self.head_last_hash = head_last_hash
+        self.checked = 0
+        self.last_id = 0
+        self.last_hash = GENESIS_HASH
+        self.broken: BrokenLink | None = None
+
+    def feed(self, item: LinkedEntry) -> None:
         entry = item.entry
         entry_id = int(entry["id"])
         stored_prev, stored_hash = str(entry["prev_hash"]), str(entry["hash"])
-        checked += 1
-        last_id, last_hash = entry_id, stored_hash
-        if broken is not None:
-            continue
+        self.checked += 1
+        self.last_id, self.last_hash = entry_id, stored_hash
+        if self.broken is None:
+            self.broken = self._check(item, entry_id, stored_prev, stored_hash)
+
+    def _check(
+        self, item: LinkedEntry, entry_id: int, stored_prev: str, stored_hash: str
+    ) -> BrokenLink | None:
         expected_prev = GENESIS_HASH if entry_id == 1 else item.predecessor_hash
         if expected_prev is None:
-            broken = BrokenLink(
+            return BrokenLink(
                 entry_id - 1,
                 None,
                 "missing",
                 f"entry {entry_id - 1} (before {entry_id}) is missing",
             )
-        elif stored_prev != expected_prev:
-            broken = BrokenLink(
+        if stored_prev != expected_prev:
+            return BrokenLink(
                 entry_id,
                 entry_id,
                 "link",
                 f"entry {entry_id} does not point at the hash of entry {entry_id - 1}",
             )
-        elif entry_hash(stored_prev, entry) != stored_hash:
-            broken = BrokenLink(
+        if entry_hash(stored_prev, item.entry) != stored_hash:
+            return BrokenLink(
                 entry_id,
                 entry_id,
                 "hash",
                 f"entry {entry_id} was altered: its content does not match its hash",
             )
-        elif item.successor_prev_hash is not None and item.successor_prev_hash != stored_hash:
-            broken = BrokenLink(
+        if item.successor_prev_hash is None:
+            return _head_mismatch(entry_id, stored_hash, self.head_last_id, self.head_last_hash)
+        if item.successor_prev_hash != stored_hash:
+            return BrokenLink(
                 entry_id + 1,
                 entry_id + 1,
                 "link",
                 f"entry {entry_id + 1} does not point at the hash of entry {entry_id}",
             )
-        elif item.successor_prev_hash is None:
-            broken = _head_mismatch(entry_id, stored_hash, head_last_id, head_last_hash)
-    return ChainReport(checked, last_id, last_hash, broken)
+        return None
+
+    def finish(self) -> ChainReport:
+        return ChainReport(self.checked, self.last_id, self.last_hash, self.broken)
+
+
+def verify_subset(
+    linked: Iterable[LinkedEntry], head_last_id: int, head_last_hash: str
+) -> ChainReport:
+    """Verify some entries of the chain, given in id order (see :class:`SubsetVerifier`)."""
+    verifier = SubsetVerifier(head_last_id, head_last_hash)
+    for item in linked:
+        verifier.feed(item)
+    return verifier.finish()

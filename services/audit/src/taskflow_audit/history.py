@@ -23,7 +23,7 @@ from .access import (
     require_owner,
     require_reader,
 )
-from .chain import ChainReport, verify_subset
+from .chain import ChainReport
 from .events import AuditEvent, RejectedEvent, parse_event
 from .paging import Page
 from .store import AuditStore, Scope, SearchFilters
@@ -170,8 +170,7 @@ class AuditHistory:
     # -- verification ----------------------------------------------------------------------------
     async def verify_project(self, caller: CallerRef, project_id: int) -> ChainReport:
         require_owner(await self.directory.project_access(caller, project_id))
-        head, linked = await self.store.project_chain(project_id)
-        report = verify_subset(linked, head.last_id, head.last_hash)
+        report = await self.store.verify_project(project_id)
         if not report.ok:
             log.error("audit_chain_broken", project_id=project_id, **report.as_dict())
         return report

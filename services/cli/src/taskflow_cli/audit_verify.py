@@ -14,8 +14,8 @@ import json
 from typing import Any
 
 from psycopg.rows import dict_row
-from taskflow_audit.chain import ChainReport, ChainVerifier, verify_subset
-from taskflow_audit.store import iter_chain, read_head, read_project_chain
+from taskflow_audit.chain import ChainReport
+from taskflow_audit.store import SNAPSHOT, verify_project_chain, verify_whole_chain
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.db import normalize_database_url, retry_connect
 
@@ -37,15 +37,10 @@ async def verify_database(database_url: str, project_id: int | None = None) -> C
         target.conninfo, prepare_threshold=target.prepare_threshold, row_factory=dict_row
     )
     async with conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        head = await read_head(conn)
+        await conn.execute(SNAPSHOT)
         if project_id is not None:
-            linked = await read_project_chain(conn, project_id)
-            return verify_subset(linked, head.last_id, head.last_hash)
-        verifier = ChainVerifier()
-        async for entry in iter_chain(conn):
-            verifier.feed(entry)
-        return verifier.finish(head.last_id, head.last_hash)
+            return await verify_project_chain(conn, project_id)
+        return await verify_whole_chain(conn)
 
 
 def describe(report: ChainReport, project_id: int | None) -> str:
