@@ -9,7 +9,6 @@ from typing import Any
 import falcon
 import falcon.asgi
 import psycopg
-from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest, Conflict, NotFound
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
@@ -24,7 +23,7 @@ from .core_schemas import (
 )
 from .deps import TasksDeps
 from .outbox import record_event
-from .provisioning import Caller, identity_of
+from .provisioning import Caller
 from .safe_writes import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
@@ -62,9 +61,7 @@ class AgentCollection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         page = load_query(req, _page)
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             rows = await store_workers.list_agents(
                 conn, caller.tenant_id, page["limit"], page["offset"]
             )
@@ -117,9 +114,7 @@ class AgentItem:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
     ) -> None:
         aid = parse_id(agent_id, "agent_id")
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             agent = _agent_of_tenant(await store_workers.get_worker(conn, aid), caller)
         resp.media = WORKER_READ.dump(agent)
 
@@ -128,9 +123,7 @@ class AgentItem:
     ) -> None:
         aid = parse_id(agent_id, "agent_id")
         body = await load_body(req, _update)
-        identity = identity_of(req)
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.writing(req) as (conn, caller):
             agent = _agent_of_tenant(await store_workers.get_worker(conn, aid, lock=True), caller)
             changes = core_rules.field_changes(agent, body)
             if changes:
@@ -155,10 +148,8 @@ class AgentItem:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
     ) -> None:
         aid = parse_id(agent_id, "agent_id")
-        identity = identity_of(req)
         try:
-            async with transaction(self.deps.pool) as conn:
-                caller = await self.deps.provisioner.caller(identity, conn)
+            async with self.deps.writing(req) as (conn, caller):
                 agent = _agent_of_tenant(
                     await store_workers.get_worker(conn, aid, lock=True), caller
                 )

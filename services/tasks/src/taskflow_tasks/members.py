@@ -9,7 +9,6 @@ from typing import Any
 import falcon
 import falcon.asgi
 import psycopg
-from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest, NotFound
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
@@ -24,7 +23,7 @@ from .core_schemas import (
 )
 from .deps import TasksDeps
 from .outbox import record_event
-from .provisioning import Caller, create_placeholder_human, identity_of
+from .provisioning import Caller, create_placeholder_human
 from .safe_writes import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
@@ -51,9 +50,7 @@ class MemberCollection:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
     ) -> None:
         pid = parse_id(project_id, "project_id")
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             await access.project_for_member(conn, caller, pid)
             rows = await store_members.list_members(conn, pid)
         resp.media = MEMBER_READ.dump(rows, many=True)
@@ -121,9 +118,7 @@ class MemberItem:
     ) -> None:
         pid = parse_id(project_id, "project_id")
         mid = parse_id(member_id, "member_id")
-        identity = identity_of(req)
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.writing(req) as (conn, caller):
             await access.project_for_owner(
                 conn, caller, pid, core_rules.MEMBERS_REMOVE_OWNER_ONLY, lock=True
             )
@@ -156,9 +151,7 @@ class MemberSearch:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         query = load_query(req, _search)
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             if query["project_id"] is not None:
                 await access.project_for_member(conn, caller, query["project_id"])
             rows = await store_members.search(

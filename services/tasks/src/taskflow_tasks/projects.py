@@ -8,7 +8,6 @@ from typing import Any
 import falcon
 import falcon.asgi
 import psycopg
-from taskflow_core.db import transaction
 from taskflow_core.errors import BadRequest
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_id
@@ -24,7 +23,7 @@ from .core_schemas import (
 )
 from .deps import TasksDeps
 from .outbox import record_event
-from .provisioning import Caller, identity_of
+from .provisioning import Caller
 from .safe_writes import check_if_match, etag, idempotent_post
 
 TAG = "projects"
@@ -67,9 +66,7 @@ class ProjectCollection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         page = load_query(req, _page)
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             rows = await store_projects.list_for_member(
                 conn, caller.worker_id, caller.tenant_id, page["limit"], page["offset"]
             )
@@ -123,9 +120,7 @@ class ProjectItem:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
     ) -> None:
         pid = parse_id(project_id, "project_id")
-        identity = identity_of(req)
-        async with self.deps.pool.connection() as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.reading(req) as (conn, caller):
             project = await access.project_for_member(conn, caller, pid)
         _respond(resp, project)
 
@@ -134,9 +129,7 @@ class ProjectItem:
     ) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _update)
-        identity = identity_of(req)
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.writing(req) as (conn, caller):
             project = await access.project_for_owner(
                 conn, caller, pid, core_rules.PROJECT_UPDATE_OWNER_ONLY, lock=True
             )
@@ -165,9 +158,7 @@ class ProjectItem:
     ) -> None:
         pid = parse_id(project_id, "project_id")
         force = load_query(req, _delete_query)["force"]
-        identity = identity_of(req)
-        async with transaction(self.deps.pool) as conn:
-            caller = await self.deps.provisioner.caller(identity, conn)
+        async with self.deps.writing(req) as (conn, caller):
             project = await access.project_for_owner(
                 conn, caller, pid, core_rules.PROJECT_DELETE_OWNER_ONLY, lock=True
             )

@@ -27,13 +27,12 @@ import falcon
 import falcon.asgi
 import orjson
 import psycopg
-from taskflow_core.db import transaction
 from taskflow_core.errors import APIError, validation_error
 from taskflow_core.routing import document_header
 
 from . import store_idempotency
 from .deps import TasksDeps
-from .provisioning import Caller, identity_of
+from .provisioning import Caller
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -197,9 +196,7 @@ async def idempotent_post(
     ``write(conn, caller, now)`` does the change and sets ``resp``; it runs only when the key
     (if any) is new, and its response is stored with the change. A replay answers the stored
     response and writes nothing."""
-    identity = identity_of(req)
-    async with transaction(deps.pool) as conn:
-        caller = await deps.provisioner.caller(identity, conn)
+    async with deps.writing(req) as (conn, caller):
         idem = await idempotent_request(req, caller)
         now = deps.settings.clock()
         if idem is not None and (stored := await idem.claim(conn, now)) is not None:

@@ -4,7 +4,7 @@ transaction, and answers with the shapes of ``task_schemas``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,6 @@ import falcon
 import falcon.asgi
 import psycopg
 import psycopg_pool
-from taskflow_core.db import transaction
 from taskflow_core.errors import (
     APIError,
     BadRequest,
@@ -32,12 +31,7 @@ from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from .deps import TasksDeps
 from .outbox import OutboxEvent, build_event
 from .provisioning import Caller, identity_of
-from .safe_writes import (
-    IDEMPOTENCY_HEADER,
-    check_if_match,
-    etag,
-    idempotent_request,
-)
+from .safe_writes import IDEMPOTENCY_HEADER, check_if_match, etag, idempotent_post
 from .scheduler import due_date_spawner, spawn_next_occurrence
 from .task_schemas import (
     ASSIGN_UPDATE,
@@ -145,6 +139,7 @@ def _task_event(
 
 class _TaskResource:
     def __init__(self, deps: TasksDeps) -> None:
+        self.deps = deps
         self.pool = deps.pool
         self.settings = deps.settings
         self.provisioner = deps.provisioner
@@ -174,26 +169,6 @@ class _TaskResource:
         await conn.execute(
             OutboxEvent.INSERT, _task_event(caller, row, action, details, now).params()
         )
-
-    async def in_transaction(
-        self,
-        req: falcon.asgi.Request,
-        resp: falcon.asgi.Response,
-        work: Callable[[Conn, Caller, datetime], Awaitable[None]],
-    ) -> None:
-        """``work`` (which answers on ``resp``) in one transaction, under the request's
-        Idempotency-Key if it has one: a repeat replays the first answer; the answer is stored
-        before COMMIT."""
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
-            idem = await idempotent_request(req, caller)
-            now = self.settings.clock()
-            if idem is not None and (replay := await idem.claim(conn, now)) is not None:
-                replay.write(resp)
-                return
-            await work(conn, caller, now)
-            if idem is not None:
-                await idem.save(conn, resp)
 
     async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
         """Spawn the next occurrence when a recurring task completes (trigger permitting)."""
@@ -304,7 +279,7 @@ class ProjectTasksResource(_TaskResource):
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
             _created(resp, await self.create(conn, caller, pid, body, now))
 
-        await self.in_transaction(req, resp, create)
+        await idempotent_post(self.deps, req, resp, create)
 
     async def create(
         self, conn: Conn, caller: Caller, pid: int, body: dict[str, Any], now: datetime
@@ -426,8 +401,7 @@ class TaskResource(_TaskResource):
     ) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, TASK_UPDATE)
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
+        async with self.deps.writing(req) as (conn, caller):
             if body.get("parent_task_id") is not None:
                 await store_tasks.lock_hierarchy(conn, caller.tenant_id)
             row = await self.locked(conn, req, caller, tid)
@@ -458,8 +432,7 @@ class TaskResource(_TaskResource):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
     ) -> None:
         tid = parse_id(task_id, "task_id")
-        async with transaction(self.pool) as conn:
-            caller = await self.caller(req, conn)
+        async with self.deps.writing(req) as (conn, caller):
             row = await self.locked(conn, req, caller, tid)
             _check_may_modify(row, caller)
             now = self.settings.clock()
@@ -629,7 +602,7 @@ class _ChangeResource(_TaskResource):
             await self.event(conn, caller, row, action, details, now)
             _answer(resp, await store_tasks.update_task(conn, tid, changes, now))
 
-        await self.in_transaction(req, resp, change)
+        await idempotent_post(self.deps, req, resp, change)
 
 
 # The statuses each status may be reached from (the transition table read backwards).
@@ -847,7 +820,7 @@ class SubtasksResource(_TaskResource):
             await self.event(conn, caller, row, "created", details, now)
             _created(resp, row)
 
-        await self.in_transaction(req, resp, create)
+        await idempotent_post(self.deps, req, resp, create)
 
 
 # --- route table -----------------------------------------------------------------------------
