@@ -5,7 +5,7 @@
 Creates a fresh database ``taskflow_verify_bench`` on the PostgreSQL of ``--admin-url``
 (default ``$DATABASE_URL``, else postgres@127.0.0.1:5432), migrates it, writes ``--entries``
 hash-chained audit entries of one project with the bench's own chain writer (COPY, as
-``--scale large`` does), then runs ``taskflow audit verify --project-id 1 --json`` as a real
+``--scale large`` does), then runs ``taskflow audit verify --project-id 1`` as a real
 process and reports its wall time and peak resident memory, plus the cost of one
 ``entry_hash``. GET /api/audit/verify runs the same function (``verify_project_chain``).
 
