@@ -44,7 +44,8 @@ def canonical_time(value: datetime) -> str:
     utc = value.astimezone(UTC)
     if utc.year < 1000:  # isoformat pads the year to four digits, the chain's spelling does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00" (3x strftime)
+    # isoformat is three times cheaper than strftime; its "+00:00" becomes "Z".
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _canonical_event_id(value: Any) -> str | None:
