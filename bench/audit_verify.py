@@ -33,14 +33,10 @@ import psycopg  # noqa: E402
 from taskflow_audit.chain import GENESIS_HASH, entry_hash  # noqa: E402
 from taskflow_cli.stack import migrate  # noqa: E402
 
-from bench.large import _audit_rows  # noqa: E402
+from bench.large import AUDIT_COPY_COLUMNS, _copy_batch  # noqa: E402
 from bench.stack import admin_url, recreate_database  # noqa: E402
 
 DATABASE = "taskflow_verify_bench"
-COLUMNS = (
-    "id, event_id, tenant_id, project_id, entity_type, entity_id, action, actor_id,"
-    " actor_handle, actor_type, details, created_at, recorded_at, prev_hash, hash"
-)
 
 
 def seed(url: str, entries: int) -> None:
@@ -48,18 +44,19 @@ def seed(url: str, entries: int) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     last_id, last_hash = 0, GENESIS_HASH
     with psycopg.connect(url) as conn:
-        with conn.cursor() as cur, cur.copy(f"COPY audit.entries ({COLUMNS}) FROM STDIN") as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY audit.entries ({AUDIT_COPY_COLUMNS}) FROM STDIN") as copy,
+        ):
             tasks = entries // 3
             for first in range(1, tasks + 1, 10_000):
                 batch = [
                     (i, 1, start + timedelta(seconds=i), f"Task {i}")
                     for i in range(first, min(first + 10_000, tasks + 1))
                 ]
-                rows, last_id, last_hash = _audit_rows(
-                    batch, last_id, last_hash, 1, "@bench", entry_hash, start
+                last_id, last_hash = _copy_batch(
+                    copy, batch, last_id, last_hash, 1, "@bench", entry_hash, start
                 )
-                for row in rows:
-                    copy.write_row(row)
         conn.execute(
             "UPDATE audit.chain_head SET last_id = %s, last_hash = %s WHERE id = 1",
             (last_id, last_hash),

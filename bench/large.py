@@ -26,6 +26,11 @@ PROJECTS = 1_000
 TASKS = 1_000_000
 AUDIT_PER_TASK = 3
 META_TABLE = "public.bench_meta"
+# The COPY's column order: what ``_audit_rows`` yields.
+AUDIT_COPY_COLUMNS = (
+    "id, event_id, tenant_id, project_id, entity_type, entity_id, action, actor_id,"
+    " actor_handle, actor_type, details, created_at, recorded_at, prev_hash, hash"
+)
 
 Log = Callable[[str], None]
 
@@ -226,10 +231,6 @@ def load_audit(
     last_id, last_hash = int(head[0]), str(head[1])
     first_id = last_id
     recorded_at = datetime.now(UTC)
-    columns = (
-        "id, event_id, tenant_id, project_id, entity_type, entity_id, action, actor_id,"
-        " actor_handle, actor_type, details, created_at, recorded_at, prev_hash, hash"
-    )
 
     def copy_all() -> None:
         nonlocal last_id, last_hash
@@ -239,7 +240,7 @@ def load_audit(
             psycopg.connect(database_url, connect_timeout=5) as reader,
             reader.cursor(name="bench_bulk_tasks") as read,
             conn.cursor() as write,
-            write.copy(f"COPY audit.entries ({columns}) FROM STDIN") as copy,
+            write.copy(f"COPY audit.entries ({AUDIT_COPY_COLUMNS}) FROM STDIN") as copy,
         ):
             read.itersize = 20_000
             read.execute(
