@@ -30,7 +30,7 @@ class TasksDeps:
 
     @asynccontextmanager
     async def reading(self, req: falcon.asgi.Request) -> AsyncIterator[tuple[Conn, Caller]]:
-        """A pooled connection (autocommit) and the request's caller, provisioned on it."""
+        """A pooled connection (committed when the block ends) and the request's caller."""
         identity = identity_of(req)
         async with self.pool.connection() as conn:
             yield conn, await self.provisioner.caller(identity, conn)
