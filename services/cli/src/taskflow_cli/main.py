@@ -91,6 +91,10 @@ def cmd_serve(settings: Settings, service: str, host: str, port: int, run_migrat
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_dev(host: str, port: int) -> int:
     base = f"http://{host}:{port}"
     env = dict(os.environ)
@@ -105,6 +109,9 @@ def cmd_dev(host: str, port: int) -> int:
     configure_logging(settings)
     server = None
     if not settings.database_url:
+        # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default
+        # action would then end the process before `finally` stops the embedded database.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         url, server = start_embedded_postgres(settings.data_dir)
         settings = settings.with_overrides(database_url=url)
     try:
