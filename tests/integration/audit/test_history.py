@@ -212,6 +212,34 @@ def test_task_not_yet_in_the_trail(
     assert neighbour.audit.get(f"/api/tasks/{task}/audit").status_code == 403
 
 
+def test_a_task_deleted_before_its_events_arrive_is_not_a_404(
+    stack: AuditStack, make_user: MakeUser
+) -> None:
+    """Create, change and delete a task while nothing has reached the audit trail yet: its
+    history is readable at once (empty until the relay delivers), and still hidden from other
+    tenants and non-members. Both ways a task is deleted: on its own and with its project."""
+    stack.start_audit()
+    stack.start_tasks(AUDIT_URL="http://127.0.0.1:9")  # its relay cannot deliver
+    alice: User = make_user()
+    project = alice.new_project()
+    task = alice.new_task(project)
+    moved = alice.tasks.patch(f"/api/tasks/{task}/status", json={"status": "in_progress"})
+    assert moved.status_code == 200, moved.text
+    assert alice.tasks.delete(f"/api/tasks/{task}").status_code == 200
+    other = make_user(tenant="tenant-b")
+    neighbour = make_user()
+    for reader, expected in ((alice, 200), (other, 404), (neighbour, 403)):
+        resp = reader.audit.get(f"/api/tasks/{task}/audit")
+        assert resp.status_code == expected, resp.text
+    assert alice.audit.get(f"/api/tasks/{task}/audit").json() == []
+
+    with_project = alice.new_task(project)
+    gone = alice.tasks.delete(f"/api/projects/{project}", params={"force": "true"})
+    assert gone.status_code == 200, gone.text
+    resp = alice.audit.get(f"/api/tasks/{with_project}/audit")
+    assert resp.status_code == 200, resp.text
+
+
 def test_an_agent_writes_and_reads_its_project_history(
     running: AuditStack, make_user: MakeUser, db: psycopg.Connection[dict[str, Any]]
 ) -> None:

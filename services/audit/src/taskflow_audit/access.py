@@ -5,7 +5,8 @@ The tasks service's internal endpoints (``taskflow_tasks.internal``):
 - ``GET /internal/tasks/projects/{project_id}/access?sub&tenant_id&actor_type&client_id``
   → ``{"project_id", "access": "owner"|"member"|"forbidden"|"not_found", "deleted"}``;
 - ``GET /internal/tasks/tasks/{task_id}/project`` → ``{"task_id", "project_id", "tenant_id"}``
-  (``null``s for an unknown task; asked only when no entry of that task is stored yet);
+  of a live or deleted task (``null``s for an unknown one; asked only when no entry of that
+  task is stored yet);
 - ``GET /internal/tasks/readable-projects?sub&tenant_id&actor_type&client_id``
   → ``{"project_ids": [...]}`` (deleted projects included: their history stays readable).
 """
@@ -151,8 +152,8 @@ class TasksDirectory:
         return await self._readable.get(caller, load)
 
     async def task_project(self, task_id: int) -> tuple[int, str] | None:
-        """(project id, tenant id) of a live task, or None when no such task exists. Not cached:
-        it is asked only for a task the audit trail has not heard of yet."""
+        """(project id, tenant id) of a live or deleted task, or None when no such task ever
+        existed. Not cached: it is asked only for a task the audit trail has not heard of yet."""
         body = await self._get(f"/internal/tasks/tasks/{task_id}/project", None)
         if body.get("project_id") is None:
             return None

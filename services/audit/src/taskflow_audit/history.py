@@ -1,8 +1,9 @@
 """The audit service's use cases: store a batch, read a history, verify a project's chain.
 
 Each read checks access first (through :class:`TasksDirectory`, cached) and then runs one
-query. A task's project is derived from its stored entries, so the history of a deleted task
-stays readable; it is asked of the tasks service only for a task with no stored entry yet.
+query. A task's project is derived from its stored entries; it is asked of the tasks service
+(which remembers the project of deleted tasks too) only for a task with no stored entry yet, so
+the history of a deleted task stays readable even before the relay has delivered its events.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ class AuditHistory:
             return await self._task_scopes.get(task_id, from_entries)
         except LookupError:
             pass
-        live = await self.directory.task_project(task_id)
-        if live is None:
+        known = await self.directory.task_project(task_id)
+        if known is None:
             raise NotFound(TASK_NOT_FOUND)
-        return live
+        return known
 
     async def project_history(
         self, caller: CallerRef, project_id: int, page: Page

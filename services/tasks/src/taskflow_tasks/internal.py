@@ -6,7 +6,7 @@
   ``not_found`` (unknown project or another tenant's). Deleted projects still answer: the
   project row and its memberships are kept (soft delete) so their history stays readable.
 - ``GET /internal/tasks/tasks/{task_id}/project`` → ``{"task_id", "project_id", "tenant_id"}``
-  (``null``s for an unknown task).
+  of a live or deleted task (``null``s for a task that never existed).
 - ``GET /internal/tasks/readable-projects?sub&tenant_id&actor_type&client_id`` →
   ``{"project_ids": [...]}``: every project of the tenant the caller owns or belongs to,
   deleted ones included.
@@ -107,10 +107,13 @@ async def readable_project_ids(conn: Conn, query: dict[str, Any]) -> list[int]:
 
 
 async def task_project(conn: Conn, task_id: int) -> Row | None:
+    """The project and tenant of a task, live or deleted (``tasks.deleted_tasks``)."""
     cur = await conn.execute(
-        "SELECT t.project_id, p.tenant_id FROM tasks.tasks t"
-        " JOIN tasks.projects p ON p.id = t.project_id WHERE t.id = %s",
-        (task_id,),
+        "SELECT t.project_id, p.tenant_id"
+        " FROM (SELECT project_id FROM tasks.tasks WHERE id = %(id)s"
+        "       UNION ALL SELECT project_id FROM tasks.deleted_tasks WHERE id = %(id)s) t"
+        " JOIN tasks.projects p ON p.id = t.project_id LIMIT 1",
+        {"id": task_id},
     )
     return await cur.fetchone()
 
