@@ -52,5 +52,7 @@ def apply_migrations(database_url: str, schema: str, package: str) -> list[str]:
                 f'INSERT INTO "{schema}".schema_migrations (version) VALUES (%s)', (version,)
             )
             applied.append(version)
-            log.info("migration_applied", schema=schema, version=version)
+            log.debug("migration_applied", schema=schema, version=version)
+    if applied:
+        log.info("migrations_applied", schema=schema, versions=applied)
     return applied

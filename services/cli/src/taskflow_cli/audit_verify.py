@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -18,6 +19,8 @@ from taskflow_audit.chain import ChainReport
 from taskflow_audit.store import SNAPSHOT, verify_project_chain, verify_whole_chain
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.db import normalize_database_url, retry_connect
+
+from .embedded import running_dev_database
 
 
 def add_audit_parser(sub: Any) -> None:
@@ -58,9 +61,15 @@ def describe(report: ChainReport, project_id: int | None) -> str:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    database_url = settings.database_url or running_dev_database(settings.data_dir)
+    if not database_url:
+        raise ConfigError(
+            "DATABASE_URL is required for `taskflow audit verify` (with it unset, the database"
+            f" of a running `taskflow dev` in {settings.data_dir} is used)"
+        )
     if not settings.database_url:
-        raise ConfigError("DATABASE_URL is required for `taskflow audit verify`")
-    report = asyncio.run(verify_database(settings.database_url, args.project_id))
+        print("DATABASE_URL is unset: verifying the taskflow dev database", file=sys.stderr)
+    report = asyncio.run(verify_database(database_url, args.project_id))
     if args.json:
         print(json.dumps({"project_id": args.project_id, **report.as_dict()}))
     else:

@@ -25,8 +25,9 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def dev_banner(settings: Settings, base: str) -> str:
-    """The lines ``taskflow dev`` prints: a token for the dev user and how to use it."""
+def dev_banner(settings: Settings, base: str, *, embedded: bool) -> str:
+    """What ``taskflow dev`` prints once it is up: where everything is, and a token for the dev
+    user with a line to try it."""
     issuer = DevIssuer.load_or_create(settings.data_dir)
     token = issuer.mint(
         settings.dev_user_id,
@@ -35,8 +36,17 @@ def dev_banner(settings: Settings, base: str) -> str:
         tenant=DEFAULT_TENANT,
     )
     hours = DEV_TOKEN_LIFETIME // 3600
+    database = (
+        f"  database: {settings.database_url}  (embedded; psql, taskflow audit verify)\n"
+        if embedded
+        else "  database: DATABASE_URL\n"
+    )
     return (
-        f"  token:  {settings.dev_user_id}, valid {hours} h (more: taskflow token --sub alice)\n"
+        f"\nTaskFlow dev stack on {base}\n"
+        f"  docs:     {base}/docs\n"
+        f"  health:   {base}/health\n"
+        f"{database}"
+        f"  token:    {settings.dev_user_id}, valid {hours} h (more: taskflow token --sub alice)\n"
         f"  export TOKEN={token}\n"
         f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/projects\n'
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import secrets
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -14,8 +17,8 @@ from taskflow_core.config import ConfigError, Settings
 from taskflow_core.logging import configure_logging
 
 from .audit_verify import add_audit_parser, cmd_audit
-from .devtoken import add_token_parser, cmd_token
-from .embedded import start_embedded_postgres
+from .devtoken import add_token_parser, cmd_token, dev_banner
+from .embedded import forget_dev_database, start_embedded_postgres
 from .importer import command as import_cli
 from .stack import SERVICES, all_in_one, migrate
 
@@ -95,7 +98,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A ConfigError naming the port and ``--port`` when something already listens there
+    (checked before anything starts, so the answer comes at once)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another taskflow dev?);"
+                f" pick another one with --port, e.g. taskflow dev --port {port + 1}"
+            ) from exc
+
+
 def cmd_dev(host: str, port: int) -> int:
+    check_port_free(host, port)
     base = f"http://{host}:{port}"
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "console")
@@ -105,6 +125,8 @@ def cmd_dev(host: str, port: int) -> int:
     env.setdefault("JWKS_URL", f"{base}/dev/jwks")
     env.setdefault("DEV_ISSUER", "true")  # the auth-verifier serves /dev/jwks
     env.setdefault("TASKFLOW_DATA_DIR", ".taskflow-dev")
+    # One process: its services need no shared secret, only one they all know.
+    env.setdefault("SERVICE_SECRET", secrets.token_urlsafe(32))
     settings = Settings.from_env(env)
     configure_logging(settings)
     server = None
@@ -116,16 +138,18 @@ def cmd_dev(host: str, port: int) -> int:
         settings = settings.with_overrides(database_url=url)
     try:
         migrate(settings.database_url or "")
-        app = all_in_one(settings)
-        print(f"\nTaskFlow dev stack on {base}\n  docs:   {base}/docs\n  health: {base}/health")
-        from .devtoken import dev_banner
-
-        print(dev_banner(settings, base))
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        banner = dev_banner(settings, base, embedded=server is not None)
+        # Printed once every app has started, so it is the last thing start-up shows (uvicorn's
+        # own start-up lines are warnings-only here: the banner says where the stack is).
+        app = all_in_one(settings, on_started=lambda: print(banner, flush=True))
+        uvicorn.run(
+            app, host=host, port=port, log_config=None, access_log=False, log_level="warning"
+        )
     finally:
         if server is not None:
             # A second Ctrl-C must not interrupt the database's clean shutdown.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            forget_dev_database(settings.data_dir)
             server.cleanup()
             print("embedded PostgreSQL stopped", file=sys.stderr)
     return 0

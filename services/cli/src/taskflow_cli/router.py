@@ -22,8 +22,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 class PathRouter:
     """Dispatches HTTP by path owner and fans lifespan events out to every app."""
 
-    def __init__(self, apps: dict[str, ASGIApp], routes: list[Route], version: str) -> None:
+    def __init__(
+        self,
+        apps: dict[str, ASGIApp],
+        routes: list[Route],
+        version: str,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         self.apps = apps
+        self.on_started = on_started  # called once every app has started
         # /openapi.json shows the whole API, not only the default service's part.
         self.openapi = orjson.dumps(build_spec("TaskFlow API", version, routes))
 
@@ -63,6 +70,8 @@ class PathRouter:
                 await send({"type": f"lifespan.{phase}.failed", "message": failed})
             else:
                 await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "startup" and self.on_started is not None:
+                    self.on_started()
             if phase == "shutdown" or failed:
                 break
         for task in tasks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from taskflow_core import __version__
@@ -40,10 +41,11 @@ def migrate(database_url: str, names: list[str] | None = None) -> dict[str, list
     }
 
 
-def all_in_one(settings: Settings) -> PathRouter:
-    """The three apps behind one path router (``taskflow dev`` and ``taskflow serve all``)."""
+def all_in_one(settings: Settings, on_started: Callable[[], None] | None = None) -> PathRouter:
+    """The three apps behind one path router (``taskflow dev`` and ``taskflow serve all``);
+    ``on_started`` runs once all three have started."""
     apps = {name: spec.create_app(settings) for name, spec in SERVICES.items()}
     routes = [route for app in apps.values() for route in app.routes]
     seen: set[str] = set()
     unique = [r for r in routes if not (r.path in seen or seen.add(r.path))]  # type: ignore[func-returns-value]
-    return PathRouter(apps, unique, __version__)  # type: ignore[arg-type]
+    return PathRouter(apps, unique, __version__, on_started)  # type: ignore[arg-type]
