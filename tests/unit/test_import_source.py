@@ -174,7 +174,12 @@ def test_wrong_shapes() -> None:
 def test_timestamps_with_a_space_separator_or_a_bare_date_are_read() -> None:
     raw = minimal(tasks=[task(1, created_at="2025-01-01 10:00:00.123456", due_date="2025-02-03")])
     data, problems = read_data(files(raw))
-    assert problems == []
+    # Read, and each normalised value reported as a warning naming the task and the value.
+    assert [p.line() for p in problems] == [
+        "warning: tasks[0] (id 1): created_at '2025-01-01 10:00:00.123456' read as "
+        "2025-01-01T10:00:00.123456",
+        "warning: tasks[0] (id 1): due_date '2025-02-03' read as 2025-02-03T00:00:00",
+    ]
     assert data.tasks[0].created_at == datetime(2025, 1, 1, 10, 0, 0, 123456)
     assert data.tasks[0].due_date == datetime(2025, 2, 3)
 

@@ -62,6 +62,8 @@ def test_realistic_import_reads_back_through_the_api_and_a_second_run_creates_no
     assert "local times read as UTC+02:00 (--utc-offset)" in first.out
     assert "warning: tasks[5] (id 7): orphaned subtask: parent 6 was deleted" in first.err
     assert "recurrence 'every tuesday' is not one of" in first.err
+    for line in normalised_timestamp_warnings(sim):
+        assert line in first.err, first.err
     assert "imported:" in first.out
 
     services.start()
@@ -354,6 +356,24 @@ def test_malformed_input_exits_non_zero_with_one_line_per_problem_and_writes_not
     assert counts(db) == before
 
 
+def normalised_timestamp_warnings(sim: CliSimulation) -> list[str]:
+    """The warning each space-separated timestamp of ``realistic()`` must get (item and value)."""
+    lines = [
+        f"warning: tasks[{i}] (id {task['id']}): updated_at {task['updated_at']!r} read as "
+        f"{task['updated_at'].replace(' ', 'T')}"
+        for i, task in enumerate(sim.tasks)
+        if " " in task["updated_at"]
+    ]
+    lines += [
+        f"warning: audit_logs[{i}] (id {entry['id']}): timestamp {entry['timestamp']!r} read as "
+        f"{entry['timestamp'].replace(' ', 'T')}"
+        for i, entry in enumerate(sim.audit_logs)
+        if " " in entry["timestamp"]
+    ]
+    assert len(lines) == 2  # realistic() writes one of each
+    return lines
+
+
 def test_dry_run_reports_what_would_be_imported_and_writes_nothing(
     tmp_path: Path,
     db_url: str,
@@ -366,8 +386,11 @@ def test_dry_run_reports_what_would_be_imported_and_writes_nothing(
     monkeypatch.setenv("DATABASE_URL", db_url)
     before = counts(db)
     code = main(["import-cli", *map(str, import_args(folder)), "--dry-run"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0
+    for line in normalised_timestamp_warnings(sim):
+        assert line in captured.err, captured.err
     assert "would create" in out and "dry run: nothing was written" in out
     assert re.search(rf"^tasks +{len(sim.tasks)} +0 +0$", out, re.MULTILINE), out
     assert re.search(rf"^audit entries +{len(sim.audit_logs)} +0 +0$", out, re.MULTILINE), out

@@ -177,6 +177,9 @@ class _Checker:
     def fail(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message))
 
+    def warn(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message, fatal=False))
+
     def text(
         self,
         obj: dict[str, Any],
@@ -268,6 +271,10 @@ class _Checker:
         if parsed is None:
             self.fail(where, f"{key} {value!r} is not an ISO date-time")
             return None
+        if parsed.isoformat() != value:
+            # Read, but not as written (a space for the T from `default=str`, a bare date, ...):
+            # say what it was read as, so nobody is surprised by the imported value.
+            self.warn(where, f"{key} {value!r} read as {parsed.isoformat()}")
         return parsed, value
 
     def strings(self, obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
