@@ -114,15 +114,17 @@ class TestIssuer:
     def jwks(self) -> dict[str, Any]:
         return dict(KeySet(list(self.keys.values())).as_dict(private=False))
 
-    def discovery_document(self) -> dict[str, Any]:
-        """OpenID Provider metadata as Better Auth's OIDC plugin publishes it."""
-        base = f"{self.url}/api/auth"
+    def discovery_document(self, url: str | None = None) -> dict[str, Any]:
+        """OpenID Provider metadata as Better Auth's OIDC plugin publishes it (for an SSO
+        served at ``url``, default: where this one serves)."""
+        root = url or self.url
+        base = f"{root}/api/auth"
         return {
             "issuer": self.issuer,
             "authorization_endpoint": f"{base}/oauth2/authorize",
             "token_endpoint": f"{base}/oauth2/token",
             "userinfo_endpoint": f"{base}/oauth2/userinfo",
-            "jwks_uri": self.jwks_url,
+            "jwks_uri": f"{root}{self.jwks_path}",
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
