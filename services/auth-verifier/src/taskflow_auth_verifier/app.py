@@ -30,7 +30,8 @@ VERIFY_DESCRIPTION = (
     "nginx `auth_request` target. 200 (empty body) with "
     + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
     + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
-    " keys are available. OPTIONS (CORS preflight) and the public paths named by"
+    " keys are available (or, with `ENV=production`, no issuer is known yet)."
+    " OPTIONS (CORS preflight) and the public paths named by"
     " `X-Original-URI` (health, docs, spec) pass without a credential."
 )
 
