@@ -70,6 +70,7 @@ class Authenticator:
         dev: Identity | None = None,
         provider: ProviderConfiguration | None = None,
         last_good: LastGoodKeySet | None = None,
+        fetch_at_start: bool = True,
     ) -> None:
         self.service = service
         self.jwks = jwks
@@ -80,6 +81,7 @@ class Authenticator:
         self.dev = dev
         self.provider = provider
         self.last_good = last_good
+        self.fetch_at_start = fetch_at_start
 
     async def start(self) -> None:
         """Start-up hook (``Lifecycle(on_startup=[authenticator.start])``, after the pool
@@ -93,7 +95,8 @@ class Authenticator:
             not self.provider.discovery_needed or self.provider.metadata is not None
         ):
             self.provider.log_configuration()  # otherwise the first discovery logs it
-        self.jwks.warm_up()
+        if self.fetch_at_start:
+            self.jwks.warm_up()
 
     async def authenticate(self, token: str) -> Identity:
         """The identity behind a bearer credential (the part after ``Bearer ``).
@@ -186,4 +189,7 @@ def create_authenticator(
         dev=dev_identity(settings) if settings.dev_mode else None,
         provider=provider,
         last_good=last_good,
+        # The dev issuer's keys are served by the auth-verifier: under `taskflow dev`, this very
+        # process, which does not listen yet at start-up. The first request fetches them.
+        fetch_at_start=not settings.dev_issuer,
     )
