@@ -80,7 +80,8 @@ def test_known_keys_keep_working_when_jwks_misbehaves(
 def test_no_keys_held_and_jwks_broken_is_503_then_recovers(
     fault: JwksMode, stack: Stack, jwks: JwksStub, issuer: TestIssuer
 ) -> None:
-    """tasks keeps no key snapshot: started during the outage it cannot verify anything."""
+    """Nothing persisted yet (a fresh database): started during the outage, tasks cannot
+    verify anything."""
     jwks.mode = fault
     svc = stack.start("tasks", **fast_cache_env(jwks))
     token = new_user(issuer).token

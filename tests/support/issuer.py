@@ -1,5 +1,6 @@
-"""A test SSO: real RSA/EC/Ed25519 keys, its JWKS served over HTTP on loopback, tokens minted
-with any claims. Also stubs the SSO endpoints TaskFlow calls (API-key verify, org members)."""
+"""A test SSO: real RSA/EC/Ed25519 keys, its JWKS and OIDC discovery document served over HTTP
+on loopback, tokens minted with any claims. Also stubs the SSO endpoints TaskFlow calls (API-key
+verify, org members). It can be stopped and restarted on the same port (an SSO outage)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
 
 ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+# Where Better Auth's OIDC provider plugin serves its discovery document (under its base path).
+BETTER_AUTH_DISCOVERY_PATH = "/api/auth/.well-known/openid-configuration"
+ROOT_DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
 def generate_key(alg: str, kid: str | None = None) -> Any:
@@ -43,7 +47,12 @@ def _b64(data: bytes) -> str:
 
 @dataclass
 class TestIssuer:
-    """Serves ``/api/auth/jwks`` like Better Auth; ``url`` is what SSO_URL points at."""
+    """Serves ``/api/auth/jwks`` and an OpenID Provider configuration document like Better Auth
+    with its OIDC plugin; ``url`` is what SSO_URL points at.
+
+    ``issuer`` is the ``iss`` of the tokens it mints and of its discovery document
+    (``issuer_is_url=True``: its own URL, as a real SSO's). ``discovery_path=None``: no discovery
+    document at all (404); ``jwks_path`` moves the key set (the document names it)."""
 
     __test__ = False  # not a pytest test class
 
@@ -51,6 +60,10 @@ class TestIssuer:
     keys: dict[str, Any] = field(default_factory=dict)
     jwks_fetches: int = 0
     jwks_available: bool = True
+    issuer_is_url: bool = False
+    discovery_path: str | None = BETTER_AUTH_DISCOVERY_PATH
+    jwks_path: str = "/api/auth/jwks"
+    discovery_fetches: int = 0
     api_keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     org_members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Opaque access tokens the stub userinfo endpoint knows (token → claims).
@@ -60,6 +73,7 @@ class TestIssuer:
         default_factory=dict
     )
     _server: ThreadingHTTPServer | None = None
+    _port: int = 0  # kept across stop(): restart() comes back on the same port
 
     def __post_init__(self) -> None:
         for alg in ALGORITHMS:
@@ -100,6 +114,26 @@ class TestIssuer:
     def jwks(self) -> dict[str, Any]:
         return dict(KeySet(list(self.keys.values())).as_dict(private=False))
 
+    def discovery_document(self, url: str | None = None) -> dict[str, Any]:
+        """OpenID Provider metadata as Better Auth's OIDC plugin publishes it (for an SSO
+        served at ``url``, default: where this one serves)."""
+        root = url or self.url
+        base = f"{root}/api/auth"
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{base}/oauth2/authorize",
+            "token_endpoint": f"{base}/oauth2/token",
+            "userinfo_endpoint": f"{base}/oauth2/userinfo",
+            "jwks_uri": f"{root}{self.jwks_path}",
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+        }
+
     def token(
         self,
         sub: str | None = None,
@@ -134,13 +168,21 @@ class TestIssuer:
     # HTTP ------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        assert self._server is not None, "issuer not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        """Where it serves (or served, while stopped: an SSO that is down keeps its address)."""
+        assert self._port, "issuer not started"
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.url}/api/auth/jwks"
+        return f"{self.url}{self.jwks_path}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def restart(self) -> TestIssuer:
+        """Back on the port it served before :meth:`stop` (the SSO after an outage)."""
+        return self.start(self._port)
 
     def start(self, port: int = 0) -> TestIssuer:
         issuer = self
@@ -167,7 +209,14 @@ class TestIssuer:
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
-                if path == "/api/auth/jwks":
+                if path in (ROOT_DISCOVERY_PATH, BETTER_AUTH_DISCOVERY_PATH):
+                    issuer.discovery_fetches += 1
+                    if path == issuer.discovery_path:
+                        self._reply(200, issuer.discovery_document())
+                    else:
+                        self._reply(404, {"error": "not found"})
+                    return
+                if path == issuer.jwks_path:
                     issuer.jwks_fetches += 1
                     if not issuer.jwks_available:
                         self._reply(503, {"error": "down"})
@@ -211,6 +260,9 @@ class TestIssuer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
+        self._port = int(self._server.server_address[1])
+        if self.issuer_is_url:
+            self.issuer = self.url
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -135,6 +135,9 @@ class _FailingSSO:
                 pass
 
             def do_GET(self) -> None:
+                if not self.path.startswith("/api/organizations/"):
+                    self.send_error(404)  # e.g. OIDC discovery: this SSO publishes none
+                    return
                 seen.append(dict(self.headers))
                 status = int(self.path.split("/")[3].removeprefix("org-"))
                 data = json.dumps({"error": "nope"}).encode()

@@ -45,6 +45,11 @@ class Settings:
     jwks_url: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # OIDC discovery at SSO_URL gives the issuer to enforce and the JWKS URL (explicit wins).
+    oidc_discovery: bool = True
+    # Opt-outs of the production refusals below: off = that claim is never checked. Dangerous.
+    jwt_issuer_check: bool = True
+    jwt_audience_check: bool = True
     allowed_origins: tuple[str, ...] = ("http://localhost:3000", "http://localhost:3001")
     log_level: str = "INFO"
     log_format: str = "json"
@@ -79,7 +84,12 @@ class Settings:
 
     @property
     def effective_jwks_url(self) -> str:
-        return self.jwks_url or f"{self.sso_url.rstrip('/')}/api/auth/jwks"
+        """``JWKS_URL``, else Better Auth's default path (OIDC discovery may name another)."""
+        return self.jwks_url or self.default_jwks_url
+
+    @property
+    def default_jwks_url(self) -> str:
+        return f"{self.sso_url.rstrip('/')}/api/auth/jwks"
 
     @property
     def is_production(self) -> bool:
@@ -99,6 +109,9 @@ class Settings:
             jwks_url=e.get("JWKS_URL") or None,
             jwt_issuer=e.get("JWT_ISSUER") or None,
             jwt_audience=e.get("JWT_AUDIENCE") or None,
+            oidc_discovery=_bool(e.get("OIDC_DISCOVERY"), default=True),
+            jwt_issuer_check=_bool(e.get("JWT_ISSUER_CHECK"), default=True),
+            jwt_audience_check=_bool(e.get("JWT_AUDIENCE_CHECK"), default=True),
             allowed_origins=_list(e.get("ALLOWED_ORIGINS"), d.allowed_origins),
             log_level=e.get("LOG_LEVEL", d.log_level).upper(),
             log_format=e.get("LOG_FORMAT", d.log_format).lower(),
@@ -147,3 +160,26 @@ class Settings:
             raise ConfigError("LOG_FORMAT must be 'json' or 'console'")
         if not 0 <= self.db_pool_min_size <= self.db_pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE")
+        self._validate_token_claims()
+
+    def _validate_token_claims(self) -> None:
+        """Issuer and audience: a contradiction is refused everywhere; production refuses to
+        start without an audience and an issuer source unless explicitly opted out."""
+        if self.jwt_audience and not self.jwt_audience_check:
+            raise ConfigError("JWT_AUDIENCE_CHECK=off contradicts JWT_AUDIENCE: unset one of them")
+        if self.jwt_issuer and not self.jwt_issuer_check:
+            raise ConfigError("JWT_ISSUER_CHECK=off contradicts JWT_ISSUER: unset one of them")
+        if not self.is_production:
+            return
+        if self.jwt_audience_check and not self.jwt_audience:
+            raise ConfigError(
+                "JWT_AUDIENCE is required when ENV=production: the audience your SSO issues"
+                " tokens for (the dashboard's OAuth client id); JWT_AUDIENCE_CHECK=off accepts"
+                " tokens for any audience (dangerous)"
+            )
+        if self.jwt_issuer_check and not self.jwt_issuer and not self.oidc_discovery:
+            raise ConfigError(
+                "JWT_ISSUER is required when ENV=production and OIDC_DISCOVERY=off: set it, or"
+                " turn discovery on; JWT_ISSUER_CHECK=off accepts tokens from any issuer"
+                " (dangerous)"
+            )

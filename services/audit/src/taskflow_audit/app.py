@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskflow_core.auth import create_authenticator, service_credentials_hook
+from taskflow_core.auth.snapshot import KeySetSnapshotStore
 from taskflow_core.config import Settings
 from taskflow_core.db import create_pool
 from taskflow_core.http import create_http_client
@@ -12,7 +13,7 @@ from taskflow_core.logging import configure_logging
 from taskflow_core.routing import Operation, Route
 from taskflow_core.service import Lifecycle, ReadinessCheck, ServiceApp, build_app
 
-from . import SERVICE
+from . import SCHEMA, SERVICE
 from .access import TasksDirectory
 from .history import AuditHistory
 from .resources import (
@@ -151,7 +152,9 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     configure_logging(settings)
     pool = create_pool(settings, f"taskflow-{SERVICE}")
     auth_http = create_http_client(timeout=settings.http_timeout)
-    authenticator = create_authenticator(settings, auth_http, service=SERVICE)
+    authenticator = create_authenticator(
+        settings, auth_http, service=SERVICE, snapshots=KeySetSnapshotStore(pool, SCHEMA)
+    )
     # The one client to the tasks service (access checks), with the audit service's credential.
     tasks_http = create_http_client(
         timeout=settings.http_timeout,
@@ -168,7 +171,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         await tasks_http.aclose()
         await auth_http.aclose()
 
-    lifecycle = Lifecycle(pool, on_shutdown=[close_clients])
+    lifecycle = Lifecycle(pool, on_startup=[authenticator.start], on_shutdown=[close_clients])
     return build_app(
         service=SERVICE,
         title="TaskFlow Audit",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-import structlog
 from taskflow_core.auth.authenticator import create_authenticator
 from taskflow_core.auth.dev_issuer import DevIssuer
+from taskflow_core.auth.snapshot import KeySetSnapshotStore
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.db import create_pool
 from taskflow_core.http import create_http_client
@@ -15,8 +12,7 @@ from taskflow_core.logging import configure_logging
 from taskflow_core.routing import Operation, Route
 from taskflow_core.service import Lifecycle, ServiceApp, build_app
 
-from . import SERVICE
-from .keystore import JwksSnapshotStore
+from . import SCHEMA, SERVICE
 from .resources import (
     IDENTITY_HEADERS,
     DevJwksResource,
@@ -28,14 +24,14 @@ from .resources import (
 )
 from .sso import SsoCredentialChecker
 
-log = structlog.get_logger("taskflow.auth_verifier")
 TAG = "auth"
 VERIFY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 VERIFY_DESCRIPTION = (
     "nginx `auth_request` target. 200 (empty body) with "
     + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
     + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
-    " keys are available. OPTIONS (CORS preflight) and the public paths named by"
+    " keys are available (or, with `ENV=production`, no issuer is known yet)."
+    " OPTIONS (CORS preflight) and the public paths named by"
     " `X-Original-URI` (health, docs, spec) pass without a credential."
 )
 
@@ -45,15 +41,10 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     settings.validate()
     configure_logging(settings)
     pool = create_pool(settings, f"taskflow-{SERVICE}")
-    store = JwksSnapshotStore(pool)
     http = create_http_client(timeout=settings.http_timeout)
-    jwks_url = settings.effective_jwks_url
 
     def now() -> float:
         return settings.clock().timestamp()
-
-    async def persist_keys(document: dict[str, Any], fetched_at: float) -> None:
-        await store.save(jwks_url, document, datetime.fromtimestamp(fetched_at, UTC))
 
     checker = SsoCredentialChecker(
         http,
@@ -64,19 +55,13 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         now=now,
     )
     authenticator = create_authenticator(
-        settings, http, SERVICE, introspector=checker, on_keys_fetched=persist_keys, now=now
+        settings,
+        http,
+        SERVICE,
+        introspector=checker,
+        snapshots=KeySetSnapshotStore(pool, SCHEMA),
+        now=now,
     )
-
-    async def load_persisted_keys() -> None:
-        """Start from the last good key set, so an SSO outage at start does not lock users out."""
-        try:
-            snapshot = await store.load(jwks_url)
-        except Exception as exc:  # the database being down must not stop the verifier
-            log.warning("jwks_snapshot_unavailable", error=type(exc).__name__)
-            return
-        if snapshot is not None and authenticator.jwks.age is None:
-            authenticator.jwks.seed(snapshot.key_set, snapshot.fetched_at.timestamp())
-            log.info("jwks_snapshot_loaded", fetched_at=snapshot.fetched_at.isoformat())
 
     async def close() -> None:
         await authenticator.close()
@@ -132,7 +117,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                 (Operation("GET", "Signing keys of the dev issuer", TAG, public=True),),
             )
         )
-    lifecycle = Lifecycle(pool, on_startup=[load_persisted_keys], on_shutdown=[close])
+    lifecycle = Lifecycle(pool, on_startup=[authenticator.start], on_shutdown=[close])
     return build_app(
         service=SERVICE,
         title="TaskFlow Auth Verifier",

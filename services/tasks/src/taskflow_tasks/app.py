@@ -15,6 +15,7 @@ from types import ModuleType
 import psycopg_pool
 import structlog
 from taskflow_core.auth import create_authenticator
+from taskflow_core.auth.snapshot import KeySetSnapshotStore
 from taskflow_core.config import Settings
 from taskflow_core.db import create_pool, transaction
 from taskflow_core.http import create_http_client
@@ -28,7 +29,7 @@ from taskflow_core.service import (
     build_app,
 )
 
-from . import SERVICE, store_idempotency
+from . import SCHEMA, SERVICE, store_idempotency
 from .deps import TasksDeps
 from .provisioning import Provisioner
 
@@ -99,7 +100,9 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     configure_logging(settings)
     pool = create_pool(settings, f"taskflow-{SERVICE}")
     http = create_http_client(timeout=settings.http_timeout)
-    authenticator = create_authenticator(settings, http, service=SERVICE)
+    authenticator = create_authenticator(
+        settings, http, service=SERVICE, snapshots=KeySetSnapshotStore(pool, SCHEMA)
+    )
     deps = TasksDeps(
         settings=settings, pool=pool, http=http, provisioner=Provisioner(pool, settings)
     )
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
 
     lifecycle = Lifecycle(
         pool,
+        on_startup=[authenticator.start],
         on_shutdown=[close_clients],
         background=[idempotency_purge(deps), *team_background],
     )

@@ -3,8 +3,14 @@
 Typical wiring in a service's ``create_app``::
 
     http = create_http_client(timeout=settings.http_timeout)
-    authenticator = create_authenticator(settings, http, service="tasks")
-    app = build_app(..., authenticator=authenticator)
+    authenticator = create_authenticator(
+        settings, http, service="tasks", snapshots=KeySetSnapshotStore(pool, "tasks")
+    )
+    lifecycle = Lifecycle(pool, on_startup=[authenticator.start], ...)
+    app = build_app(..., lifecycle=lifecycle, authenticator=authenticator)
+
+(``snapshots``: the service's ``jwks_snapshot`` table, so a restart while the SSO is down starts
+from the last good key set and discovery document; ``start`` loads them before serving.)
 
 and, to call another service: ``create_http_client(credentials=service_credentials_hook(
 settings, caller="tasks", audience="audit"))``.

@@ -1,6 +1,7 @@
 """One entry point per service: ``create_authenticator(settings, http, service=...)`` returns an
 :class:`Authenticator` whose ``authenticate(token)`` turns any bearer credential into an
-:class:`Identity` (or raises 401/503 in the JSON error shape)."""
+:class:`Identity` (or raises 401/503 in the JSON error shape), and whose ``start()`` (a
+``Lifecycle`` start-up hook) loads the last good key set before the service answers."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import httpx
 
 from ..config import Settings
 from ..errors import Unauthorized
+from .discovery import ProviderConfiguration
 from .identity import Identity
 from .introspection import Introspector, RemoteIntrospector
-from .jwks import CachePolicy, JWKSCache, KeySetListener
+from .jwks import CachePolicy, JWKSCache
 from .service_tokens import ServiceCredentials, ServiceTokenVerifier, is_service_token_header
+from .snapshot import KeySetSnapshotStore, LastGoodKeySet
 from .verifier import JWTVerifier, read_header
 
 API_KEY_PREFIX = "tf_"
@@ -65,6 +68,9 @@ class Authenticator:
         introspector: Introspector,
         credentials: ServiceCredentials,
         dev: Identity | None = None,
+        provider: ProviderConfiguration | None = None,
+        last_good: LastGoodKeySet | None = None,
+        fetch_at_start: bool = True,
     ) -> None:
         self.service = service
         self.jwks = jwks
@@ -73,6 +79,24 @@ class Authenticator:
         self.introspector = introspector
         self.credentials = credentials
         self.dev = dev
+        self.provider = provider
+        self.last_good = last_good
+        self.fetch_at_start = fetch_at_start
+
+    async def start(self) -> None:
+        """Start-up hook (``Lifecycle(on_startup=[authenticator.start])``, after the pool
+        opens): the last good key set and discovery document first, so an SSO outage now does
+        not stop verification, then a first fetch of both in the background."""
+        if self.dev is not None:
+            return
+        if self.last_good is not None:
+            await self.last_good.load()
+        if self.provider is not None and (
+            not self.provider.discovery_needed or self.provider.metadata is not None
+        ):
+            self.provider.log_configuration()  # otherwise the first discovery logs it
+        if self.fetch_at_start:
+            self.jwks.warm_up()
 
     async def authenticate(self, token: str) -> Identity:
         """The identity behind a bearer credential (the part after ``Bearer ``).
@@ -102,6 +126,7 @@ class Authenticator:
                 "keys": len(self.jwks.state.kids),
                 "age_s": None if age is None else round(age, 1),
                 "dev_mode": self.dev is not None,
+                **(self.provider.facts() if self.provider is not None else {}),
             }
         }
 
@@ -122,29 +147,34 @@ def create_authenticator(
     service: str = "tasks",
     *,
     introspector: Introspector | None = None,
-    on_keys_fetched: KeySetListener | None = None,
+    snapshots: KeySetSnapshotStore | None = None,
     now: Callable[[], float] | None = None,
 ) -> Authenticator:
-    """The authenticator ``service`` installs with ``build_app(..., authenticator=...)``.
+    """The authenticator ``service`` installs with ``build_app(..., authenticator=...)``; its
+    ``start`` goes in the service's ``Lifecycle(on_startup=...)``.
 
-    ``http_client`` fetches the JWKS and calls the auth-verifier's ``/introspect`` (it adds its
-    own service credential to those calls). The auth-verifier passes its own ``introspector``
-    (it checks API keys at the SSO itself) and ``on_keys_fetched`` (to persist the key set)."""
+    ``http_client`` fetches the discovery document and the JWKS and calls the auth-verifier's
+    ``/introspect`` (it adds its own service credential to those calls). ``snapshots`` (the
+    service's ``jwks_snapshot`` table) keeps the last good key set across restarts. The
+    auth-verifier passes its own ``introspector`` (it checks API keys at the SSO itself)."""
     clock = now or (lambda: settings.clock().timestamp())
     policy = CachePolicy(
         ttl=settings.jwks_cache_ttl,
         stale_ttl=settings.jwks_stale_ttl,
         min_refresh_interval=settings.jwks_min_refresh_interval,
     )
-    jwks = JWKSCache(
-        settings.effective_jwks_url, http_client, policy, now=clock, on_fetched=on_keys_fetched
-    )
+    provider = ProviderConfiguration.from_settings(settings, http_client)
+    jwks = JWKSCache(settings.effective_jwks_url, http_client, policy, now=clock, location=provider)
+    last_good = None
+    if snapshots is not None:
+        last_good = LastGoodKeySet(snapshots, jwks, provider)
+        jwks.on_fetched = last_good.save
     credentials = ServiceCredentials(settings, service, now=clock)
     return Authenticator(
         service=service,
         jwks=jwks,
         users=JWTVerifier(
-            jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience, now=clock
+            jwks, issuer=provider.expected_issuer, audience=settings.jwt_audience, now=clock
         ),
         services=ServiceTokenVerifier(settings, service, now=clock),
         introspector=introspector
@@ -157,4 +187,9 @@ def create_authenticator(
         ),
         credentials=credentials,
         dev=dev_identity(settings) if settings.dev_mode else None,
+        provider=provider,
+        last_good=last_good,
+        # The dev issuer's keys are served by the auth-verifier: under `taskflow dev`, this very
+        # process, which does not listen yet at start-up. The first request fetches them.
+        fetch_at_start=not settings.dev_issuer,
     )

@@ -1,5 +1,6 @@
-"""The JWKS cache: keys fetched from ``JWKS_URL``, refreshed on a TTL, refetched on an unknown
-``kid`` at most once per ``JWKS_MIN_REFRESH_INTERVAL``, and kept (stale) while the SSO is down.
+"""The JWKS cache: keys fetched from ``JWKS_URL`` (or where OIDC discovery says), refreshed on a
+TTL, refetched on an unknown ``kid`` at most once per ``JWKS_MIN_REFRESH_INTERVAL``, and kept
+(stale) while the SSO is down.
 
 The decision of what to do for one lookup is the pure function :func:`plan_lookup`; the
 :class:`JWKSCache` only carries it out (one shared in-flight fetch per process)."""
@@ -12,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import structlog
@@ -26,9 +27,19 @@ JWKS_FETCH_TIMEOUT = 5.0
 AUTH_UNAVAILABLE = "Authentication service unavailable"
 UNKNOWN_KID = "Token signing key not found in JWKS"
 
-# Called after every successful fetch with the raw key set and the fetch time (epoch seconds):
-# the auth-verifier persists the last good set so a restart during an SSO outage still verifies.
+# Called after every successful fetch with the public key set and the fetch time (epoch
+# seconds): every service persists the last good set so a restart during an SSO outage still
+# verifies (``snapshot.LastGoodKeySet``).
 KeySetListener = Callable[[dict[str, Any], float], Awaitable[None]]
+
+
+class KeySetLocation(Protocol):
+    """Where the key set is, when OIDC discovery may move it (``ProviderConfiguration``)."""
+
+    def current_url(self) -> str: ...
+
+    async def refresh(self) -> None:
+        """Ask the SSO again (never raises)."""
 
 
 class Plan(Enum):
@@ -98,7 +109,10 @@ def import_key_set(document: Any) -> dict[str, Key]:
 
 
 class JWKSCache:
-    """Signing keys by ``kid`` for one JWKS URL, shared by every request of the process."""
+    """Signing keys by ``kid`` from the SSO's JWKS, shared by every request of the process.
+
+    ``url`` is where the keys come from; with ``location``, the location is refreshed with each
+    fetch of the keys (and ``url`` then says where the keys held were fetched)."""
 
     def __init__(
         self,
@@ -108,12 +122,14 @@ class JWKSCache:
         *,
         now: Callable[[], float] = time.time,
         on_fetched: KeySetListener | None = None,
+        location: KeySetLocation | None = None,
     ) -> None:
         self.url = url
         self.http = http
         self.policy = policy or CachePolicy()
         self.now = now
         self.on_fetched = on_fetched
+        self.location = location
         self.fetch_count = 0
         self._keys: dict[str, Key] = {}
         self._document: dict[str, Any] | None = None
@@ -136,11 +152,12 @@ class JWKSCache:
     def age(self) -> float | None:
         return None if self._fetched_at is None else self.now() - self._fetched_at
 
-    def seed(self, document: dict[str, Any], fetched_at: float) -> None:
-        """Start from a key set fetched earlier (the verifier's persisted copy)."""
+    def seed(self, document: dict[str, Any], fetched_at: float, url: str | None = None) -> None:
+        """Start from a key set fetched earlier (the persisted last good copy)."""
         self._keys = import_key_set(document)
         self._document = document
         self._fetched_at = fetched_at
+        self.url = url or self.url
 
     # lookups -------------------------------------------------------------------------------
     async def get(self, kid: str) -> Key:
@@ -182,45 +199,99 @@ class JWKSCache:
         """Fetch the key set once for every concurrent caller; True when it succeeded."""
         return await asyncio.shield(self._start_fetch())
 
-    def _start_fetch(self) -> asyncio.Task[bool]:
+    async def refresh_if_due(self) -> None:
+        """Join the fetch in flight, or fetch when the minimum interval allows it (used when
+        something other than a ``kid`` is missing, e.g. the issuer discovery gives)."""
+        last = self._last_attempt
+        if (
+            self.state.fetching
+            or last is None
+            or self.now() - last >= (self.policy.min_refresh_interval)
+        ):
+            await self.refresh()
+
+    def warm_up(self) -> None:
+        """Fetch in the background at start-up. A failure here does not count against the
+        minimum interval: the first lookup may try again at once (the SSO, or this very
+        process in ``taskflow dev``, may not be listening yet)."""
+        if self._inflight is not None and not self._inflight.done():
+            return
+        before = self._last_attempt
+        task = self._start_fetch(warm_up=True)
+        stamp = self._last_attempt
+
+        def forget_failure(done: asyncio.Task[bool]) -> None:
+            failed = done.cancelled() or done.exception() is not None or not done.result()
+            if failed and self._last_attempt == stamp:
+                self._last_attempt = before
+
+        task.add_done_callback(forget_failure)
+
+    def _start_fetch(self, *, warm_up: bool = False) -> asyncio.Task[bool]:
         """The fetch in flight, started now if there is none (synchronously, so every lookup
         that follows in the same loop iteration sees it)."""
         if self._inflight is None or self._inflight.done():
             self._last_attempt = self.now()
-            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight = asyncio.ensure_future(self._fetch(warm_up=warm_up))
         return self._inflight
 
     def _revalidate_in_background(self) -> None:
         self._start_fetch()
 
-    async def _fetch(self) -> bool:
+    async def _download(self, url: str) -> dict[str, Key]:
+        response = await self.http.get(url, timeout=JWKS_FETCH_TIMEOUT)
+        response.raise_for_status()
+        return import_key_set(response.json())
+
+    async def _fetch(self, *, warm_up: bool = False) -> bool:
         self.fetch_count += 1
         try:
-            response = await self.http.get(self.url, timeout=JWKS_FETCH_TIMEOUT)
-            response.raise_for_status()
-            document = response.json()
-            keys = import_key_set(document)
+            if self.location is None:
+                url = self.url
+                keys = await self._download(url)
+            else:
+                keys, url = await self._locate_and_download()
         except Exception as exc:  # network, HTTP status, JSON or key errors alike
+            url = self.url if self.location is None else self.location.current_url()
+            error = f"{type(exc).__name__}: {exc}"
             if self._keys:
                 log.warning(
                     "jwks_fetch_failed_using_stale_keys",
-                    url=self.url,
-                    error=f"{type(exc).__name__}: {exc}",
+                    url=url,
+                    error=error,
                     key_age_s=round(self.age or 0.0, 1),
                 )
+            elif warm_up:
+                log.warning("jwks_first_fetch_failed", url=url, error=error)
             else:
-                log.error("jwks_fetch_failed_no_keys", url=self.url, error=f"{type(exc).__name__}")
+                log.error("jwks_fetch_failed_no_keys", url=url, error=f"{type(exc).__name__}")
             return False
         fetched_at = self.now()
         public = {"keys": [key.as_dict(private=False) for key in keys.values()]}
         self._keys, self._document, self._fetched_at = keys, public, fetched_at
-        log.info("jwks_fetched", url=self.url, kids=sorted(keys))
+        self.url = url
+        log.info("jwks_fetched", url=url, kids=sorted(keys))
         if self.on_fetched is not None:
             try:
                 await self.on_fetched(public, fetched_at)
             except Exception:  # persisting is best effort: the keys in memory still verify
                 log.exception("jwks_listener_failed", url=self.url)
         return True
+
+    async def _locate_and_download(self) -> tuple[dict[str, Key], str]:
+        """The location is refreshed while the keys are fetched from where it pointed (one
+        round trip, one timeout, in the usual case); fetched again only if it moved."""
+        assert self.location is not None
+        url = self.location.current_url()
+        _, downloaded = await asyncio.gather(
+            self.location.refresh(), self._download(url), return_exceptions=True
+        )
+        moved = self.location.current_url()
+        if moved != url:
+            return await self._download(moved), moved
+        if isinstance(downloaded, BaseException):
+            raise downloaded
+        return downloaded, url
 
     async def close(self) -> None:
         if self._inflight is not None:

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
-from ..errors import Unauthorized
+from ..errors import ServiceUnavailable, Unauthorized
 from .cache import TTLCache, credential_hash
 from .identity import Identity, identity_from_claims
 from .jwks import JWKSCache
@@ -55,10 +55,15 @@ def read_header(token: str) -> dict[str, Any]:
     return header
 
 
+# The issuer every token must carry: a fixed value (or None: unchecked), or asked at each
+# verification (OIDC discovery; it raises ServiceUnavailable while none is known but required).
+ExpectedIssuer = str | None | Callable[[], str | None]
+
+
 def claims_registry(
     now: Callable[[], int], issuer: str | None, audience: str | None
 ) -> JWTClaimsRegistry:
-    """``exp`` and ``sub`` required; ``nbf``/``iat`` checked; ``iss``/``aud`` when configured."""
+    """``exp`` and ``sub`` required; ``nbf``/``iat`` checked; ``iss``/``aud`` when known."""
     options: dict[str, ClaimsOption] = {"exp": {"essential": True}, "sub": {"essential": True}}
     if issuer:
         options["iss"] = {"essential": True, "value": issuer}
@@ -69,20 +74,22 @@ def claims_registry(
 
 class JWTVerifier:
     """Checks a user JWT: allow-listed algorithm, key by ``kid`` from the JWKS cache, signature,
-    time claims with 60 s leeway, issuer and audience when configured."""
+    time claims with 60 s leeway, issuer (fixed or discovered) and audience when configured."""
 
     def __init__(
         self,
         keys: JWKSCache,
         *,
-        issuer: str | None = None,
+        issuer: ExpectedIssuer = None,
         audience: str | None = None,
         now: Callable[[], float],
         verified_ttl: float = VERIFIED_TOKEN_TTL,
     ) -> None:
         self.keys = keys
         self.now = now
-        self.claims = claims_registry(lambda: int(now()), issuer, audience)
+        self.issuer = issuer
+        self.audience = audience
+        self._registries: dict[str | None, JWTClaimsRegistry] = {}
         self.verified_ttl = verified_ttl  # 0 turns the verified-token cache off
         self.verified: TTLCache[Identity] = TTLCache(now=now)
 
@@ -112,13 +119,32 @@ class JWTVerifier:
         key_alg = key.get("alg") if hasattr(key, "get") else None
         if key_alg and key_alg != alg:
             raise invalid_jwt("algorithm does not match the signing key")
-        return self.check(token, key, str(alg))
+        return self.check(token, key, str(alg), await self._expected_issuer())
 
-    def check(self, token: str, key: Any, alg: str) -> Identity:
-        """Signature and claims with a known key (the part ``bench/verify_bench.py`` measures)."""
+    async def _expected_issuer(self) -> str | None:
+        if not callable(self.issuer):
+            return self.issuer
+        try:
+            return self.issuer()
+        except ServiceUnavailable:
+            # The keys may be fresh while the issuer is not known yet: ask the SSO (at most
+            # once per minimum refresh interval), then decide.
+            await self.keys.refresh_if_due()
+            return self.issuer()
+
+    def claims_for(self, issuer: str | None) -> JWTClaimsRegistry:
+        registry = self._registries.get(issuer)
+        if registry is None:
+            registry = claims_registry(lambda: int(self.now()), issuer, self.audience)
+            self._registries[issuer] = registry
+        return registry
+
+    def check(self, token: str, key: Any, alg: str, issuer: str | None) -> Identity:
+        """Signature and claims with a known key and the issuer to expect (the part
+        ``bench/verify_bench.py`` measures)."""
         try:
             decoded = jwt.decode(token, key, algorithms=[alg])
-            self.claims.validate(decoded.claims)
+            self.claims_for(issuer).validate(decoded.claims)
         except ExpiredTokenError as exc:
             raise invalid_jwt("token has expired") from exc
         except JoseError as exc:
