@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import structlog
 import uvicorn
+from taskflow_core.auth.dev_issuer import DEV_ISSUER_NAME
 from taskflow_core.config import ConfigError, Settings
 from taskflow_core.logging import configure_logging
 
@@ -121,8 +122,12 @@ def cmd_dev(host: str, port: int) -> int:
     env.setdefault("LOG_FORMAT", "console")
     for key in ("TASKS_URL", "AUDIT_URL", "AUTH_VERIFIER_URL"):
         env.setdefault(key, base)
+    if "JWKS_URL" not in env:
+        # The local dev issuer signs the tokens: its keys and its issuer name, checked as an
+        # SSO's would be (no discovery against this very process before it listens).
+        env["JWKS_URL"] = f"{base}/dev/jwks"
+        env.setdefault("JWT_ISSUER", DEV_ISSUER_NAME)
     env.setdefault("SSO_URL", base)
-    env.setdefault("JWKS_URL", f"{base}/dev/jwks")
     env.setdefault("DEV_ISSUER", "true")  # the auth-verifier serves /dev/jwks
     env.setdefault("TASKFLOW_DATA_DIR", ".taskflow-dev")
     # One process: its services need no shared secret, only one they all know.

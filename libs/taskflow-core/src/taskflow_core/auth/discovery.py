@@ -21,6 +21,8 @@ from ..errors import ServiceUnavailable
 from .jwks import AUTH_UNAVAILABLE
 
 log = structlog.get_logger("taskflow.auth.discovery")
+# Configurations already logged by this process (see ProviderConfiguration.log_configuration).
+_LOGGED_IN_PROCESS: set[tuple[Any, ...]] = set()
 
 DISCOVERY_PATHS = (
     "/.well-known/openid-configuration",
@@ -277,6 +279,10 @@ class ProviderConfiguration:
         if (issuer, jwks_url) == self._logged:
             return
         self._logged = (issuer, jwks_url)
+        facts = (self.sso_url, issuer, jwks_url, self.status)
+        if facts in _LOGGED_IN_PROCESS:
+            return  # `serve all`: the three apps of one process share one configuration
+        _LOGGED_IN_PROCESS.add(facts)
         log.info(
             "sso_configuration",
             sso_url=self.sso_url,

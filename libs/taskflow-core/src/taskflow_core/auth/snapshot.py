@@ -117,7 +117,7 @@ class LastGoodKeySet:
             log.warning("jwks_snapshot_unavailable", error=type(exc).__name__)
             return
         if snapshot is None:
-            log.info("jwks_snapshot_none", sso_url=provider.sso_url)
+            log.debug("jwks_snapshot_none", sso_url=provider.sso_url)
             return
         if snapshot.discovery is not None and snapshot.sso_url == provider.sso_url:
             provider.seed(snapshot.discovery)
