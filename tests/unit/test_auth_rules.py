@@ -4,7 +4,7 @@ service credentials, header encoding, durations."""
 from __future__ import annotations
 
 import pytest
-from taskflow_auth_verifier.resources import header_value, passes_without_credential
+from taskflow_auth_verifier.resources import header_value, is_preflight
 from taskflow_auth_verifier.sso import api_key_verdict, userinfo_verdict
 from taskflow_cli.devtoken import parse_duration
 from taskflow_core.auth.authenticator import CredentialKind, credential_kind
@@ -156,11 +156,9 @@ def test_bearer_token() -> None:
 def test_always_public_paths() -> None:
     assert all(map(is_always_public, ["/", "/health", "/health/ready", "/docs", "/openapi.json"]))
     assert not any(map(is_always_public, ["/api/projects", "/healthz", "/docsx", "/verify"]))
-    assert passes_without_credential("OPTIONS", "/api/projects")
-    assert passes_without_credential("GET", "/health?probe=1")
-    assert not passes_without_credential("GET", "/api/projects")
-    assert not passes_without_credential(None, None)
-    assert not passes_without_credential("GET", "")  # an empty URI is not "/"
+    # Forward-auth lets only preflights pass without a credential, whatever the path.
+    assert is_preflight("OPTIONS") and is_preflight("options")
+    assert not is_preflight("GET") and not is_preflight(None)
 
 
 def test_service_credentials_cached_until_near_expiry_and_bound_to_audience() -> None:

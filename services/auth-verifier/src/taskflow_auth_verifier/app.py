@@ -35,8 +35,9 @@ VERIFY_DESCRIPTION = (
     "nginx `auth_request` target. 200 (empty body) with "
     + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
     + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
-    " keys are available. OPTIONS (CORS preflight) and the public paths named by"
-    " `X-Original-URI` (health, docs, spec) pass without a credential."
+    " keys are available. Every request needs a credential whatever path `X-Original-URI`"
+    " names (the gateway sends only protected paths here); a CORS preflight"
+    " (`X-Original-Method: OPTIONS`) passes without identity headers."
 )
 
 

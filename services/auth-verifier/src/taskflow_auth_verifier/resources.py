@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import falcon.asgi
 from marshmallow import RAISE, Schema, fields, validate
@@ -13,7 +13,7 @@ from taskflow_core.auth.authenticator import Authenticator, CredentialKind, cred
 from taskflow_core.auth.dev_issuer import DevIssuer
 from taskflow_core.auth.identity import Identity, identity_to_dict
 from taskflow_core.auth.jwks import JWKSCache
-from taskflow_core.auth.middleware import bearer_token, is_always_public
+from taskflow_core.auth.middleware import bearer_token
 from taskflow_core.auth.verifier import MAX_TOKEN_BYTES
 from taskflow_core.errors import Unauthorized
 
@@ -48,17 +48,20 @@ def identity_headers(identity: Identity) -> dict[str, str]:
     return headers
 
 
-def passes_without_credential(original_method: str | None, original_uri: str | None) -> bool:
-    """CORS preflights and the always-public paths (health, docs, spec) need no credential."""
-    if (original_method or "").upper() == "OPTIONS":
-        return True
-    path = urlsplit(original_uri or "").path
-    return bool(path) and is_always_public(path)
+def is_preflight(original_method: str | None) -> bool:
+    """A CORS preflight carries no credential (the gateway answers those itself anyway)."""
+    return (original_method or "").upper() == "OPTIONS"
 
 
 class VerifyResource:
     """``/verify`` for nginx ``auth_request``: 200 + identity headers, 401 + WWW-Authenticate,
     503 only when keys are truly unavailable. No database access: keys are in memory.
+
+    Every request it is asked about needs a credential: the gateway sends only protected paths
+    here (public ones never go through ``auth_request``), and the path it names
+    (``X-Original-URI``) is not consulted, so no spelling of a path (``/health/../api``) can
+    turn a check into a pass. A preflight passes with no identity headers, which the gateway
+    never caches.
 
     A 200 has an empty body: nginx discards an ``auth_request`` answer's body without reading
     it, so any body makes it close the upstream connection and open a new one per request."""
@@ -67,9 +70,8 @@ class VerifyResource:
         self.authenticator = authenticator
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        if passes_without_credential(
-            req.get_header("X-Original-Method"), req.get_header("X-Original-URI")
-        ):
+        if is_preflight(req.get_header("X-Original-Method")):
+            resp.set_header("Cache-Control", "no-store")
             resp.status = falcon.HTTP_200
             return
         identity = await self.authenticator.authenticate(
