@@ -9,10 +9,12 @@ from taskflow_auth_verifier.sso import api_key_verdict, userinfo_verdict
 from taskflow_cli.devtoken import parse_duration
 from taskflow_core.auth.authenticator import CredentialKind, credential_kind
 from taskflow_core.auth.identity import (
+    NO_TENANT_CLAIM,
     Identity,
     identity_from_claims,
     identity_from_dict,
     identity_to_dict,
+    require_claimed_tenant,
     tenant_from_claims,
 )
 from taskflow_core.auth.introspection import TTLCache, verdict_from_answer
@@ -247,3 +249,19 @@ def test_settings_read_auth_variables() -> None:
     assert (settings.jwks_min_refresh_interval, settings.api_key_cache_ttl) == (5, 2)
     assert (settings.introspection_cache_ttl, settings.dev_issuer) == (3, True)
     assert settings.effective_jwks_url == "https://sso.example/api/auth/jwks"
+
+
+def test_a_missing_tenant_is_known_and_refused_where_required() -> None:
+    tenantless = identity_from_claims({"sub": "s", "organization_ids": []})
+    assert (tenantless.tenant_id, tenantless.tenant_claimed) == (DEFAULT_TENANT, False)
+    with pytest.raises(Unauthorized) as refused:
+        require_claimed_tenant(tenantless)
+    assert refused.value.message == NO_TENANT_CLAIM and "tenant_id" in NO_TENANT_CLAIM
+    named = identity_from_claims({"sub": "s", "organization_id": "o"})
+    assert require_claimed_tenant(named) is named
+    # Over the introspection wire the flag travels; an answer without it claims nothing.
+    assert identity_from_dict(identity_to_dict(tenantless)).tenant_claimed is False
+    assert identity_from_dict(identity_to_dict(named)).tenant_claimed is True
+    assert identity_from_dict({"sub": "s", "tenant_id": "o"}).tenant_claimed is False
+    service = Identity(sub="service:audit", actor_type="service", tenant_claimed=False)
+    assert require_claimed_tenant(service) is service  # service credentials have no tenant

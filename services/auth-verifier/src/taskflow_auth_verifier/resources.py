@@ -11,7 +11,12 @@ import falcon.asgi
 from marshmallow import RAISE, Schema, fields, validate
 from taskflow_core.auth.authenticator import Authenticator, CredentialKind, credential_kind
 from taskflow_core.auth.dev_issuer import DevIssuer
-from taskflow_core.auth.identity import Identity, identity_to_dict
+from taskflow_core.auth.identity import (
+    NO_TENANT_CLAIM,
+    Identity,
+    identity_to_dict,
+    require_claimed_tenant,
+)
 from taskflow_core.auth.jwks import JWKSCache
 from taskflow_core.auth.middleware import bearer_token
 from taskflow_core.auth.verifier import MAX_TOKEN_BYTES
@@ -66,8 +71,9 @@ class VerifyResource:
     A 200 has an empty body: nginx discards an ``auth_request`` answer's body without reading
     it, so any body makes it close the upstream connection and open a new one per request."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, *, require_tenant: bool = False) -> None:
         self.authenticator = authenticator
+        self.require_tenant = require_tenant
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         if is_preflight(req.get_header("X-Original-Method")):
@@ -82,6 +88,8 @@ class VerifyResource:
             raise Unauthorized(
                 "Service credentials are not accepted on this endpoint", error="invalid_token"
             )
+        if self.require_tenant:
+            require_claimed_tenant(identity)
         req.context.identity = identity  # for the access line
         resp.set_headers(identity_headers(identity))
         resp.set_header("Cache-Control", "no-store")
@@ -108,6 +116,9 @@ class IdentitySchema(Schema):
     client_id = fields.String(allow_none=True)
     client_name = fields.String(allow_none=True)
     organization_ids = fields.List(fields.String())
+    tenant_claimed = fields.Boolean(
+        metadata={"description": "false: the credential named no tenant (development default)"}
+    )
 
 
 class IntrospectResponse(Schema):
@@ -121,7 +132,8 @@ class IntrospectResource:
     """``POST /introspect`` (service credential required): any credential → an identity.
 
     Refusals are answers (200, ``active: false``), not errors, so callers can cache them; an
-    unreachable SSO is a 503 and is never cached."""
+    unreachable SSO is a 503 and is never cached. With ``require_tenant`` (production) a
+    credential that names no tenant is refused like any other bad credential."""
 
     def __init__(
         self,
@@ -129,11 +141,14 @@ class IntrospectResource:
         checker: SsoCredentialChecker,
         max_cache: float,
         now: Callable[[], float] = time.time,
+        *,
+        require_tenant: bool = False,
     ) -> None:
         self.authenticator = authenticator
         self.checker = checker
         self.max_cache = max_cache
         self.now = now
+        self.require_tenant = require_tenant
         self.request_schema = IntrospectRequest()
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -145,6 +160,9 @@ class IntrospectResource:
             return
         if identity.is_service:
             resp.media = self._answer(None, "Service credentials are not introspected", 0.0)
+            return
+        if self.require_tenant and not identity.tenant_claimed:
+            resp.media = self._answer(None, NO_TENANT_CLAIM, self._cache_for(token, identity))
             return
         resp.media = self._answer(identity, None, self._cache_for(token, identity))
 
