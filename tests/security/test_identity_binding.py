@@ -1,22 +1,29 @@
 """OWASP API2:2023 Broken Authentication, the binding side: a verified credential names exactly
-one worker, in one tenant its holder belongs to. Production refuses tokens that name no
-tenant."""
+one worker, in one tenant its holder belongs to. Agent tokens of different people are different
+workers even when they share an OAuth client; production refuses tokens that name no tenant; a
+``tf_`` API key acts only in an organisation its owner is a member of at the SSO."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from taskflow_core.auth.service_tokens import ServiceCredentials
 from taskflow_core.config import Settings
 
+from tests.integration.auth.sso_stand_in import register_api_key
 from tests.reliability.stack import (
     SERVICE_SECRET,
     Stack,
+    User,
     admin_connection,
     bearer,
+    create_project,
+    create_task,
+    new_user,
     running_stack,
 )
 from tests.security.conftest import World
@@ -28,6 +35,62 @@ NO_TENANT = "tenant_id"  # what every refusal of a tenant-less token names
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def agent_token(issuer: TestIssuer, user: User, client: str, name: str) -> str:
+    """An agent token of ``user`` issued to the OAuth client ``client`` (``azp``)."""
+    return issuer.token(
+        user.sub,
+        tenant_id=user.tenant,
+        actor_type="agent",
+        azp=client,
+        client_name=name,
+        expires_in=3600,
+    )
+
+
+def agents_named(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    listed = api.get("/api/workers/agents", params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    return [a for a in listed.json() if a["name"] == name]
+
+
+# Finding 1: agents of one OAuth client ---------------------------------------------------------
+def test_agent_tokens_sharing_an_oauth_client_are_different_workers(
+    world: World, issuer: TestIssuer
+) -> None:
+    """Alice's agent (MCP client C) works in alice's private project. Eve, same tenant, signs
+    her own agent in through the same client C: it must not be alice's agent worker, so it
+    reads neither the project's tasks nor its history. Mallory's (another tenant) neither."""
+    client, name = unique("shared-mcp"), unique("Shared MCP")
+    with world.alice.client(world.tasks_url) as alice:
+        project = create_project(alice, description="alice's private work")
+        task = create_task(alice, project["id"], title="alice's agent task")
+    alice_agent = agent_token(issuer, world.alice, client, name)
+    with httpx.Client(base_url=world.tasks_url, headers=bearer(alice_agent), timeout=15) as api:
+        assert api.get("/api/workers/agents").status_code == 200  # provisions alice's agent
+    with world.alice.client(world.tasks_url) as alice:
+        (agent,) = agents_named(alice, name)
+        added = alice.post(f"/api/projects/{project['id']}/members", json={"agent_id": agent["id"]})
+        assert added.status_code == 201, added.text
+    with httpx.Client(base_url=world.tasks_url, headers=bearer(alice_agent), timeout=15) as api:
+        own = api.get(f"/api/projects/{project['id']}/tasks")
+        assert own.status_code == 200 and task["id"] in {t["id"] for t in own.json()}
+
+    for person in (world.eve, world.mallory):
+        token = agent_token(issuer, person, client, name)
+        with httpx.Client(base_url=world.tasks_url, headers=bearer(token), timeout=15) as api:
+            for path in (f"/api/projects/{project['id']}/tasks", f"/api/tasks/{task['id']}"):
+                read = api.get(path)
+                assert read.status_code in {403, 404}, (person.sub, path, read.text)
+                assert "alice's agent task" not in read.text
+            # Each person's agent is a worker of its own, in that person's tenant.
+            assert len(agents_named(api, name)) == (2 if person is world.eve else 1)
+        with httpx.Client(base_url=world.audit_url, headers=bearer(token), timeout=15) as audit:
+            history = audit.get(f"/api/projects/{project['id']}/audit")
+            assert history.status_code in {403, 404}, (person.sub, history.text)
+    with world.alice.client(world.tasks_url) as alice:
+        assert len(agents_named(alice, name)) == 2  # alice's and eve's, not one shared worker
 
 
 # Finding 2: tokens without a tenant -------------------------------------------------------------
@@ -104,3 +167,62 @@ def test_development_keeps_the_default_tenant_for_tokens_without_one(
         projects = api.get("/api/projects")
     assert projects.status_code == 200, projects.text
     assert {p["tenant_id"] for p in projects.json()} == {"taskflow-default-org-id"}
+
+
+# tf_ API keys: the owner's organisation ---------------------------------------------------------
+def test_an_api_key_acts_only_in_an_organisation_of_its_owner(
+    world: World, issuer: TestIssuer
+) -> None:
+    """The tenant of a ``tf_`` key comes from its owner's memberships at the SSO; the key's
+    metadata (which its owner may write) can only pick one of those; a key the SSO cannot
+    place is a 401 that says what is missing (never the default organisation)."""
+    home, second, victim = unique("org-home"), unique("org-second"), unique("org-victim")
+    owner = new_user(issuer, home)
+    colleague = new_user(issuer, second)
+    victim_user = new_user(issuer, victim)
+
+    def call(key: str, service: str = "tasks", path: str = "/api/workers/agents") -> Any:
+        return httpx.get(world.stack.url(service) + path, headers=bearer(key), timeout=15)
+
+    def agent_names(user: User) -> set[str]:
+        with user.client(world.tasks_url) as api:
+            return {a["name"] for a in api.get("/api/workers/agents").json()}
+
+    plain = register_api_key(issuer, owner.sub, name=unique("home-bot"), organizations=[home])
+    chosen = register_api_key(
+        issuer,
+        owner.sub,
+        name=unique("second-bot"),
+        organizations=[home, second],
+        metadata={"tenant_id": second},
+    )
+    for key in (plain, chosen):
+        assert call(key).status_code == 200, call(key).text
+        assert call(key, "audit", "/api/audit").status_code == 200
+    assert issuer.api_keys[plain]["name"] in agent_names(owner)
+    assert issuer.api_keys[chosen]["name"] in agent_names(colleague)
+    assert issuer.api_keys[chosen]["name"] not in agent_names(owner)
+
+    refused = {
+        "a tenant its owner is not in": register_api_key(
+            issuer, owner.sub, organizations=[home], metadata={"tenant_id": victim}
+        ),
+        "no organisation list at the SSO": register_api_key(issuer, owner.sub),
+        "several organisations, none chosen": register_api_key(
+            issuer, owner.sub, organizations=[home, second]
+        ),
+        "an owner in no organisation": register_api_key(issuer, owner.sub, organizations=[]),
+    }
+    for what, key in refused.items():
+        for service in ("tasks", "auth-verifier"):
+            path = "/verify" if service == "auth-verifier" else "/api/projects"
+            answer = call(key, service, path)
+            assert answer.status_code == 401, (what, service, answer.text)
+            message = answer.json()["error"]
+            assert "API key" in message and ("organisation" in message or "tenant" in message), (
+                what,
+                message,
+            )
+    assert issuer.api_keys[refused["a tenant its owner is not in"]]["name"] not in agent_names(
+        victim_user
+    )

@@ -116,6 +116,9 @@ class IdentitySchema(Schema):
     client_id = fields.String(allow_none=True)
     client_name = fields.String(allow_none=True)
     organization_ids = fields.List(fields.String())
+    api_key_id = fields.String(
+        allow_none=True, metadata={"description": "set for `tf_` API keys: the key's id"}
+    )
     tenant_claimed = fields.Boolean(
         metadata={"description": "false: the credential named no tenant (development default)"}
     )

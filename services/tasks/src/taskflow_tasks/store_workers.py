@@ -33,11 +33,25 @@ async def find_human_caller(conn: Conn, user_id: str, tenant_id: str) -> Row | N
     return await cur.fetchone()
 
 
-async def find_agent_caller(conn: Conn, api_key_id: str) -> Row | None:
+_AGENT_CALLER = (
+    "SELECT id, handle, name, type, tenant_id, NULL::bigint AS default_project_id"
+    " FROM tasks.workers WHERE type = 'agent' AND tenant_id = %s"
+)
+
+
+async def find_api_key_agent(conn: Conn, tenant_id: str, api_key_id: str) -> Row | None:
+    """The agent worker of a ``tf_`` API key in ``tenant_id``."""
+    cur = await conn.execute(_AGENT_CALLER + " AND api_key_id = %s", (tenant_id, api_key_id))
+    return await cur.fetchone()
+
+
+async def find_token_agent(
+    conn: Conn, tenant_id: str, sub: str, client_id: str | None
+) -> Row | None:
+    """The agent worker of agent JWTs with this subject and OAuth client in ``tenant_id``."""
     cur = await conn.execute(
-        "SELECT id, handle, name, type, tenant_id, NULL::bigint AS default_project_id"
-        " FROM tasks.workers WHERE api_key_id = %s",
-        (api_key_id,),
+        _AGENT_CALLER + " AND agent_sub = %s AND agent_client_id IS NOT DISTINCT FROM %s",
+        (tenant_id, sub, client_id),
     )
     return await cur.fetchone()
 
@@ -69,16 +83,19 @@ async def insert_worker(
     now: datetime,
     user_id: str | None = None,
     api_key_id: str | None = None,
+    agent_sub: str | None = None,
+    agent_client_id: str | None = None,
     agent_type: str | None = None,
     capabilities: list[str] | None = None,
     email: str | None = None,
 ) -> Row | None:
-    """Insert a worker; ``None`` when a unique key (handle, user id, key id) is already taken."""
+    """Insert a worker; ``None`` when a unique key (handle, user id, agent key) is taken."""
     cur = await conn.execute(
         f"""
-        INSERT INTO tasks.workers (handle, name, type, user_id, api_key_id, tenant_id, agent_type,
-                             capabilities, email, created_at, updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
+        INSERT INTO tasks.workers (handle, name, type, user_id, api_key_id, agent_sub,
+                             agent_client_id, tenant_id, agent_type, capabilities, email,
+                             created_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
         ON CONFLICT DO NOTHING
         RETURNING {WORKER_COLUMNS}
         """,
@@ -88,6 +105,8 @@ async def insert_worker(
             type,
             user_id,
             api_key_id,
+            agent_sub,
+            agent_client_id,
             tenant_id,
             agent_type,
             orjson.dumps(capabilities or []).decode(),

@@ -19,7 +19,8 @@ NO_TENANT_CLAIM = (
 @dataclass(frozen=True)
 class Identity:
     """Who is calling. ``tenant_claimed`` is False when the credential named no tenant and
-    ``tenant_id`` is the development default."""
+    ``tenant_id`` is the development default; ``api_key_id`` is set for ``tf_`` API keys only
+    (their agent is found by it, while an agent JWT's is found by tenant, sub and client)."""
 
     sub: str
     email: str | None = None
@@ -30,6 +31,7 @@ class Identity:
     client_id: str | None = None
     client_name: str | None = None
     organization_ids: tuple[str, ...] = ()
+    api_key_id: str | None = None
     tenant_claimed: bool = True
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -120,6 +122,7 @@ def identity_to_dict(identity: Identity) -> dict[str, Any]:
         "client_id": identity.client_id,
         "client_name": identity.client_name,
         "organization_ids": list(identity.organization_ids),
+        "api_key_id": identity.api_key_id,
         "tenant_claimed": identity.tenant_claimed,
     }
 
@@ -141,6 +144,7 @@ def identity_from_dict(data: dict[str, Any]) -> Identity:
         organization_ids=tuple(
             o for o in data.get("organization_ids") or () if isinstance(o, str) and o
         ),
+        api_key_id=_optional_str(data.get("api_key_id")),
         tenant_claimed=tenant is not None and data.get("tenant_claimed") is True,
         claims=dict(data),
     )
