@@ -1,12 +1,14 @@
 """OWASP API2:2023 Broken Authentication, the binding side: a verified credential names exactly
 one worker, in one tenant its holder belongs to. Agent tokens of different people are different
-workers even when they share an OAuth client; production refuses tokens that name no tenant; a
+workers even when they share an OAuth client; production refuses tokens that name no tenant; an
+imported CLI human is claimed only by a verified, matching email (or ``import-cli --user``); a
 ``tf_`` API key acts only in an organisation its owner is a member of at the SSO."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +16,10 @@ import pytest
 from taskflow_core.auth.service_tokens import ServiceCredentials
 from taskflow_core.config import Settings
 
+from tests.conftest import StartService
 from tests.integration.auth.sso_stand_in import register_api_key
+from tests.integration.importer.cli_data import CliSimulation
+from tests.integration.importer.conftest import run_import
 from tests.reliability.stack import (
     SERVICE_SECRET,
     Stack,
@@ -167,6 +172,77 @@ def test_development_keeps_the_default_tenant_for_tokens_without_one(
         projects = api.get("/api/projects")
     assert projects.status_code == 200, projects.text
     assert {p["tenant_id"] for p in projects.json()} == {"taskflow-default-org-id"}
+
+
+# Finding 3: imported humans -----------------------------------------------------------------
+def cli_folder(root: Path, me: str, human: str) -> Path:
+    """A CLI folder: ``me`` (the importing owner) and ``human``, both in project "website"."""
+    sim = CliSimulation(current_user=me)
+    sim.human(me, "Owner")
+    sim.human(human, "Imported Person")
+    sim.project("website", "Website")
+    task = sim.task(me, "website", "Launch")
+    sim.delegate(me, task, human)
+    return sim.write(root)
+
+
+def test_an_imported_human_is_claimed_only_by_a_verified_matching_email(
+    tmp_path: Path, db_url: str, start_service: StartService, issuer: TestIssuer
+) -> None:
+    """``import-cli`` writes a CLI human as an unclaimed worker. A first SSO login claims it only
+    with ``email_verified: true`` and the email recorded by ``--email``; never by the handle its
+    email would give; ``--user @handle=SUB`` binds it to one subject outright."""
+    recorded = "bob.builder@corp.test"
+    imports = {  # (tenant, CLI handle, extra options)
+        "no email recorded": (unique("t-handle"), "@bob", []),
+        "email recorded": (unique("t-email"), "@bobby", ["--email", f"@bobby={recorded}"]),
+        "subject mapped": (unique("t-user"), "@robert", ["--user", "@robert=bob-mapped-sub"]),
+    }
+    for i, (tenant, handle, extra) in enumerate(imports.values()):
+        me = f"@importer-{i}-{uuid.uuid4().hex[:6]}"
+        folder = cli_folder(tmp_path / str(i), me, handle)
+        run = run_import(
+            db_url, folder, "--tenant", tenant, "--owner", unique("owner"),
+            "--utc-offset", "+00:00", "--no-progress", *extra,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+    tasks = start_service("tasks", DATABASE_URL=db_url, SSO_URL=issuer.url)
+
+    def sees_the_imported_project(tenant: str, sub: str, **claims: Any) -> bool:
+        token = issuer.token(sub, tenant_id=tenant, name="Someone", **claims)
+        with httpx.Client(base_url=tasks.url, headers=bearer(token), timeout=15) as api:
+            projects = api.get("/api/projects", params={"limit": 100})
+        assert projects.status_code == 200, projects.text
+        return "website" in {p["slug"] for p in projects.json()}
+
+    handle_tenant = imports["no email recorded"][0]
+    # Anyone whose email starts with "bob@" derives the handle @bob: that claims nothing.
+    assert not sees_the_imported_project(
+        handle_tenant, unique("mallory"), email="bob@attacker.test", email_verified=True
+    )
+    email_tenant = imports["email recorded"][0]
+    # The recorded email, but the IdP does not say it is verified (absent, false, or a string).
+    for verified in (None, False, "true"):
+        assert not sees_the_imported_project(
+            email_tenant, unique("unverified"), email=recorded, email_verified=verified
+        )
+    # Another verified email (same handle), or the recorded one in another tenant: nothing.
+    assert not sees_the_imported_project(
+        email_tenant, unique("other"), email="bobby@corp.test", email_verified=True
+    )
+    assert not sees_the_imported_project(
+        handle_tenant, unique("elsewhere"), email=recorded, email_verified=True
+    )
+    # The verified, recorded email claims it; --user binds it to its subject.
+    assert sees_the_imported_project(
+        email_tenant, "bob-verified", email=recorded, email_verified=True
+    )
+    assert sees_the_imported_project(imports["subject mapped"][0], "bob-mapped-sub")
+    with admin_connection(db_url) as conn:
+        unclaimed = conn.execute(
+            "SELECT tenant_id, handle FROM tasks.workers WHERE starts_with(user_id, 'cli-import:')"
+        ).fetchall()
+    assert unclaimed == [(handle_tenant, "@bob")]  # only the email-less import is unclaimed
 
 
 # tf_ API keys: the owner's organisation ---------------------------------------------------------

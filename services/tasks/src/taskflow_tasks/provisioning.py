@@ -256,13 +256,10 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
 async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dict[str, Any] | None:
     """The CLI human ``taskflow import-cli`` wrote for this person, now bound to their SSO
     subject (tasks and memberships included), or ``None`` when there is none to claim."""
-    keys = naming.import_claim_keys(
-        identity.email, identity.claims.get("email_verified"), identity.sub
-    )
-    if keys is None:
+    email = naming.import_claim_email(identity.email, identity.claims.get("email_verified"))
+    if email is None:
         return None
-    email, handle = keys
-    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email, handle)
+    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email)
     if found is None:
         return None
     worker = await store_workers.claim_import(conn, found["id"], identity.sub, email, now)
@@ -282,7 +279,7 @@ async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dic
             "handle": worker["handle"],
             "user_id": identity.sub,
             "imported_from": "cli",
-            "matched_by": "email" if found["email"] else "handle",
+            "matched_by": "email",
             "first_login": True,
         },
         occurred_at=now,

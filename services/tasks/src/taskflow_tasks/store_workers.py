@@ -131,22 +131,19 @@ async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
 UNCLAIMED_PREFIX = "cli-import:"
 
 
-async def find_claimable_import(
-    conn: Conn, tenant_id: str, email: str | None, handle: str
-) -> Row | None:
-    """An unclaimed imported human of ``tenant_id`` for this login, locked: the one whose
-    recorded email is ``email`` (any case), else the one with handle ``handle`` and no email."""
+async def find_claimable_import(conn: Conn, tenant_id: str, email: str) -> Row | None:
+    """The unclaimed imported human of ``tenant_id`` whose recorded email is ``email`` (the
+    whole address; case-insensitive, as the SSO lower-cases addresses), locked."""
     cur = await conn.execute(
         f"""
         SELECT {WORKER_COLUMNS} FROM tasks.workers
-        WHERE type = 'human' AND starts_with(user_id, 'cli-import:') AND tenant_id = %(tenant)s
-          AND ((%(email)s::text IS NOT NULL AND lower(email) = lower(%(email)s::text))
-               OR (email IS NULL AND handle = %(handle)s))
-        ORDER BY (email IS NOT NULL) DESC, id
+        WHERE type = 'human' AND starts_with(user_id, 'cli-import:') AND tenant_id = %s
+          AND email IS NOT NULL AND lower(email) = lower(%s)
+        ORDER BY id
         LIMIT 1
         FOR UPDATE
         """,
-        {"tenant": tenant_id, "email": email, "handle": handle},
+        (tenant_id, email),
     )
     return await cur.fetchone()
 
