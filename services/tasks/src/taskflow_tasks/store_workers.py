@@ -126,6 +126,26 @@ async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
     return await cur.fetchone()
 
 
+async def find_human_in_tenant(conn: Conn, user_id: str, tenant_id: str) -> Row | None:
+    """The human worker of ``user_id`` with ``in_tenant``: whether they have been seen in
+    ``tenant_id`` (first login there, a project of theirs there, or a membership there)."""
+    cur = await conn.execute(
+        f"""
+        SELECT {WORKER_COLUMNS},
+               (w.tenant_id = %(tenant)s
+                OR EXISTS (SELECT 1 FROM tasks.projects p
+                           WHERE p.owner_worker_id = w.id AND p.tenant_id = %(tenant)s)
+                OR EXISTS (SELECT 1 FROM tasks.project_members m
+                           JOIN tasks.projects p ON p.id = m.project_id
+                           WHERE m.worker_id = w.id AND p.tenant_id = %(tenant)s)) AS in_tenant
+        FROM tasks.workers w
+        WHERE w.user_id = %(user)s AND w.type = 'human'
+        """,
+        {"user": user_id, "tenant": tenant_id},
+    )
+    return await cur.fetchone()
+
+
 # The user_id of a human written by ``taskflow import-cli`` until an SSO login claims it
 # (the importer's ``UNCLAIMED_PREFIX``).
 UNCLAIMED_PREFIX = "cli-import:"
