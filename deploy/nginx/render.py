@@ -184,6 +184,8 @@ def _var(header: str) -> str:
 def _proxy_location(regex: str, service: str, protected: bool) -> list[str]:
     body: list[str] = []
     if protected:
+        # Saved before the subrequest (rewrite phase), where $uri is still the client's path.
+        body.append("set $tf_original_uri $tf_clean_uri;")
         body.append("auth_request /_taskflow_auth;")
         body.append("auth_request_set $tf_auth_challenge $upstream_http_www_authenticate;")
         body += [
@@ -262,6 +264,11 @@ def _auth_cache_zone(options: GatewayOptions) -> list[str]:
         "    default 0;",
         '    "" 1;',
         "}",
+        "# A verifier answer that names nobody (no X-User-Id) is never stored.",
+        "map $upstream_http_x_user_id $tf_anonymous_answer {",
+        "    default 0;",
+        '    "" 1;',
+        "}",
     ]
 
 
@@ -270,7 +277,8 @@ def _auth_cache(options: GatewayOptions) -> list[str]:
     through the gateway costs a second HTTP request and token check on the verifier. Safe
     because it only saves a check: each service verifies every token again (expiry included)
     and keeps its own 30 s caches of verified tokens and agent keys. Refusals are never
-    cached, nor answers to requests without a credential. The cache files hold the
+    cached, nor answers to requests without a credential, nor a 200 without identity headers
+    (only a 200 that names a user is worth reusing). The cache files hold the
     ``Authorization`` value as their key: keep ``auth_cache`` on a private (ideally memory)
     volume."""
     if options.auth_cache_seconds <= 0:
@@ -281,7 +289,7 @@ def _auth_cache(options: GatewayOptions) -> list[str]:
         f"proxy_cache_valid 200 {options.auth_cache_seconds}s;",
         "proxy_cache_methods GET;",
         "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;",
-        "proxy_no_cache $tf_no_credential;",
+        "proxy_no_cache $tf_no_credential $tf_anonymous_answer;",
         "proxy_cache_bypass $tf_no_credential;",
     ]
 

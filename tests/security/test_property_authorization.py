@@ -3,12 +3,14 @@ mass-assigned (422, nothing written), and no response carries another tenant's p
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
-from tests.reliability.stack import User
+from tests.reliability.stack import User, admin_connection, create_project, new_user
 from tests.security.conftest import World
+from tests.support.issuer import TestIssuer
 
 PROJECT_OWNED = {
     "owner_id": "someone-else",
@@ -145,3 +147,49 @@ def test_no_personal_data_of_other_tenants(world: World, viewer: str, others: li
         assert user.sub not in texts, f"{viewer} sees {other}'s id, handle or name"
     if viewer == "mallory":
         assert world.agent["handle"] not in texts, "mallory sees alice's tenant's agent"
+
+
+def test_an_owner_adds_only_people_of_their_organisation(world: World, issuer: TestIssuer) -> None:
+    """``POST /members {"user_id"}`` with the id of someone who uses TaskFlow in another tenant
+    answers 404 and reveals neither their name nor their handle; ``agent_id`` = their worker id
+    is "Agent not found" (404) too. People of the owner's organisation are added: those who
+    used it in this tenant, and those the SSO lists as organisation members."""
+    tenant = f"org-o-{uuid.uuid4().hex[:6]}"
+    owner, colleague = new_user(issuer, tenant), new_user(issuer, tenant)
+    stranger = new_user(issuer, f"org-s-{uuid.uuid4().hex[:6]}", name="Stella Stranger")
+    roaming = new_user(issuer, f"org-r-{uuid.uuid4().hex[:6]}", name="Rita Roaming")
+    issuer.org_members[tenant] = [
+        {"userId": u.sub, "email": u.email, "name": u.sub, "role": "member"}
+        for u in (owner, colleague, roaming)
+    ]
+    for user in (owner, colleague, stranger, roaming):  # each has used TaskFlow once
+        with user.client(world.tasks_url) as api:
+            assert api.get("/api/projects").status_code == 200
+    with admin_connection(world.stack.db_url) as conn:
+        row = conn.execute(
+            "SELECT id, handle FROM tasks.workers WHERE user_id = %s", (stranger.sub,)
+        )
+        stranger_worker, stranger_handle = row.fetchone() or (None, None)
+    assert stranger_worker is not None
+    with owner.client(world.tasks_url) as api:
+        project = create_project(api)
+        members = f"/api/projects/{project['id']}/members"
+        before = api.get(members).json()
+        events = world.outbox_count()
+        for body, message in (
+            ({"user_id": stranger.sub}, "User not found"),
+            ({"agent_id": stranger_worker}, "Agent not found"),
+        ):
+            refused = api.post(members, json=body)
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["error"] == message
+            for secret in ("Stella", "Stranger", stranger_handle, stranger.email):
+                assert secret not in refused.text
+        assert api.get(members).json() == before
+        assert world.outbox_count() == events  # nothing was written
+        for user in (colleague, roaming):
+            added = api.post(members, json={"user_id": user.sub})
+            assert added.status_code == 201, added.text
+        placeholder = api.post(members, json={"user_id": f"never-seen-{uuid.uuid4().hex[:6]}"})
+        assert placeholder.status_code == 201, placeholder.text
+        assert placeholder.json()["name"].startswith("User never-se")

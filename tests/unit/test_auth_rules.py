@@ -4,15 +4,24 @@ service credentials, header encoding, durations."""
 from __future__ import annotations
 
 import pytest
-from taskflow_auth_verifier.resources import header_value, passes_without_credential
-from taskflow_auth_verifier.sso import api_key_verdict, userinfo_verdict
+from taskflow_auth_verifier.resources import header_value, is_preflight
+from taskflow_auth_verifier.sso import (
+    NO_ORGANIZATION_LIST,
+    api_key_tenant,
+    api_key_verdict,
+    owner_organizations,
+    userinfo_verdict,
+    valid_api_key,
+)
 from taskflow_cli.devtoken import parse_duration
 from taskflow_core.auth.authenticator import CredentialKind, credential_kind
 from taskflow_core.auth.identity import (
+    NO_TENANT_CLAIM,
     Identity,
     identity_from_claims,
     identity_from_dict,
     identity_to_dict,
+    require_claimed_tenant,
     tenant_from_claims,
 )
 from taskflow_core.auth.introspection import TTLCache, verdict_from_answer
@@ -82,6 +91,8 @@ def test_identity_needs_a_subject() -> None:
 def test_identity_wire_round_trip_never_yields_a_service() -> None:
     identity = Identity(sub="a", tenant_id="t", actor_type="agent", organization_ids=("t",))
     assert identity_from_dict(identity_to_dict(identity)) == identity
+    api_key = Identity(sub="a", tenant_id="t", actor_type="agent", client_id="k", api_key_id="k")
+    assert identity_from_dict(identity_to_dict(api_key)) == api_key
     forged = identity_from_dict({"sub": "x", "actor_type": "service"})
     assert forged.actor_type == "human"
 
@@ -156,11 +167,9 @@ def test_bearer_token() -> None:
 def test_always_public_paths() -> None:
     assert all(map(is_always_public, ["/", "/health", "/health/ready", "/docs", "/openapi.json"]))
     assert not any(map(is_always_public, ["/api/projects", "/healthz", "/docsx", "/verify"]))
-    assert passes_without_credential("OPTIONS", "/api/projects")
-    assert passes_without_credential("GET", "/health?probe=1")
-    assert not passes_without_credential("GET", "/api/projects")
-    assert not passes_without_credential(None, None)
-    assert not passes_without_credential("GET", "")  # an empty URI is not "/"
+    # Forward-auth lets only preflights pass without a credential, whatever the path.
+    assert is_preflight("OPTIONS") and is_preflight("options")
+    assert not is_preflight("GET") and not is_preflight(None)
 
 
 def test_service_credentials_cached_until_near_expiry_and_bound_to_audience() -> None:
@@ -199,16 +208,25 @@ def test_ttl_cache_expires_and_stays_bounded() -> None:
 
 
 def test_sso_answers_become_verdicts() -> None:
-    good = api_key_verdict(200, {"valid": True, "key": {"id": "k", "userId": "u", "name": "n"}})
+    key = valid_api_key(200, {"valid": True, "key": {"id": "k", "userId": "u", "name": "n"}})
+    assert key is not None
+    good = api_key_verdict(key, ("org-1",))
     assert good.identity is not None
     assert (good.identity.sub, good.identity.actor_type, good.identity.client_id) == (
         "u",
         "agent",
         "k",
     )
-    assert api_key_verdict(200, {"valid": False}).error == "Invalid API key"
-    assert api_key_verdict(200, {"valid": True, "key": {"id": "k"}}).identity is None
-    assert api_key_verdict(404, None).identity is None
+    assert (good.identity.api_key_id, good.identity.tenant_id) == ("k", "org-1")
+    assert good.identity.tenant_claimed
+    assert valid_api_key(200, {"valid": False}) is None
+    assert valid_api_key(200, {"valid": True, "key": {"id": "k"}}) is None
+    assert valid_api_key(404, None) is None
+    assert api_key_verdict(None, ("org-1",)).error == "Invalid API key"
+    assert owner_organizations(200, [{"id": "a"}, {"id": 7}, "b", {"id": "c"}]) == ("a", "c")
+    assert owner_organizations(200, []) == ()
+    assert owner_organizations(401, {"message": "Unauthorized"}) is None
+    assert owner_organizations(200, {"not": "a list"}) is None
     assert userinfo_verdict(200, {"sub": "u"}).identity is not None
     assert userinfo_verdict(200, {"email": "no-sub"}).identity is None
     assert userinfo_verdict(401, {}).error == "Token invalid or expired"
@@ -249,3 +267,46 @@ def test_settings_read_auth_variables() -> None:
     assert (settings.jwks_min_refresh_interval, settings.api_key_cache_ttl) == (5, 2)
     assert (settings.introspection_cache_ttl, settings.dev_issuer) == (3, True)
     assert settings.effective_jwks_url == "https://sso.example/api/auth/jwks"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "organizations", "tenant", "refusal"),
+    [
+        (None, ("home",), "home", None),
+        ({"tenant_id": "second"}, ("home", "second"), "second", None),
+        ({"tenant_id": " second "}, ("home", "second"), "second", None),
+        # The owner may write the metadata: it only picks one of the owner's organisations.
+        ({"tenant_id": "victim"}, ("home",), None, "'victim' is not an organisation"),
+        (None, ("home", "second"), None, "set the key's metadata.tenant_id"),
+        (None, (), None, "belongs to no organisation"),
+        ({"tenant_id": "home"}, None, None, NO_ORGANIZATION_LIST),
+    ],
+)
+def test_an_api_keys_tenant_is_one_of_its_owners_organisations(
+    metadata: dict[str, str] | None,
+    organizations: tuple[str, ...] | None,
+    tenant: str | None,
+    refusal: str | None,
+) -> None:
+    key = {"id": "k", "userId": "u", "metadata": metadata}
+    chosen, why = api_key_tenant(key, organizations)
+    assert chosen == tenant
+    assert (why is None) == (refusal is None)
+    if refusal is not None:
+        assert why is not None and refusal in why and "API key" in why
+
+
+def test_a_missing_tenant_is_known_and_refused_where_required() -> None:
+    tenantless = identity_from_claims({"sub": "s", "organization_ids": []})
+    assert (tenantless.tenant_id, tenantless.tenant_claimed) == (DEFAULT_TENANT, False)
+    with pytest.raises(Unauthorized) as refused:
+        require_claimed_tenant(tenantless)
+    assert refused.value.message == NO_TENANT_CLAIM and "tenant_id" in NO_TENANT_CLAIM
+    named = identity_from_claims({"sub": "s", "organization_id": "o"})
+    assert require_claimed_tenant(named) is named
+    # Over the introspection wire the flag travels; an answer without it claims nothing.
+    assert identity_from_dict(identity_to_dict(tenantless)).tenant_claimed is False
+    assert identity_from_dict(identity_to_dict(named)).tenant_claimed is True
+    assert identity_from_dict({"sub": "s", "tenant_id": "o"}).tenant_claimed is False
+    service = Identity(sub="service:audit", actor_type="service", tenant_claimed=False)
+    assert require_claimed_tenant(service) is service  # service credentials have no tenant

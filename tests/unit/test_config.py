@@ -29,3 +29,24 @@ def test_dev_mode_refused_in_production() -> None:
 def test_bad_log_format_refused() -> None:
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
         Settings.from_env({"LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "CHANGE-ME-to-a-long-random-value",  # deploy/k8s/config.yaml
+        "compose-dev-only-service-secret",  # docker-compose.yml's default
+        "replace-me-with-something-long-and-random-0123",
+        "0123456789abcdef0123456789abcde",  # 31 bytes
+    ],
+)
+def test_production_refuses_a_placeholder_or_short_service_secret(secret: str) -> None:
+    with pytest.raises(ConfigError, match="SERVICE_SECRET"):
+        Settings.from_env({"ENV": "production", "SERVICE_SECRET": secret})
+    Settings.from_env({"ENV": "development", "SERVICE_SECRET": secret})  # dev keeps working
+
+
+def test_production_accepts_a_long_random_service_secret_or_none() -> None:
+    Settings.from_env({"ENV": "production", "SERVICE_SECRET": "0123456789abcdef" * 2})
+    # Unset: each process makes a random one (fine for `serve all`; split services need one).
+    assert Settings.from_env({"ENV": "production"}).service_secret is None

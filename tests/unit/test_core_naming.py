@@ -50,12 +50,10 @@ def test_placeholder_agent_and_default_names() -> None:
     assert len(naming.human_name("n" * 300, None, "s")) == 200
 
 
-def test_import_claim_keys() -> None:
-    assert naming.import_claim_keys("Bob.Smith@corp.test", True, "sub") == (
-        "Bob.Smith@corp.test",
-        "@bob-smith",
-    )
-    assert naming.import_claim_keys("bob@corp.test", None, "sub") == ("bob@corp.test", "@bob")
-    assert naming.import_claim_keys("bob@corp.test", False, "sub") is None  # unverified
-    assert naming.import_claim_keys(None, True, "sub") is None
-    assert naming.import_claim_keys("", True, "sub") is None
+def test_import_claim_email() -> None:
+    assert naming.import_claim_email("Bob.Smith@corp.test", True) == "Bob.Smith@corp.test"
+    # Only an IdP that says "verified" (the JSON true) lets a login claim by its email.
+    for unverified in (None, False, "true", 1):
+        assert naming.import_claim_email("bob@corp.test", unverified) is None
+    assert naming.import_claim_email(None, True) is None
+    assert naming.import_claim_email("", True) is None

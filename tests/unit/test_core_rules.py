@@ -75,3 +75,29 @@ def test_agent_delete_refusals() -> None:
 def test_search_description() -> None:
     assert core_rules.search_description("agent") == "AI Agent"
     assert core_rules.search_description("human") == "Team Member"
+
+
+def test_which_agent_worker_a_caller_is() -> None:
+    """An agent token's worker is its holder's, per OAuth client and tenant; a tf_ key's is the
+    key's, per tenant (a shared MCP client never makes two people one worker)."""
+    from taskflow_core.auth.identity import Identity
+    from taskflow_tasks.provisioning import AgentKey, agent_key
+
+    def token(sub: str, tenant: str = "t", client: str | None = "mcp") -> AgentKey:
+        return agent_key(Identity(sub=sub, tenant_id=tenant, actor_type="agent", client_id=client))
+
+    assert token("alice") == AgentKey("t", sub="alice", client_id="mcp")
+    assert (
+        len({token("alice"), token("eve"), token("alice", "t2"), token("alice", client=None)}) == 4
+    )
+    assert token("alice").principal != token("eve").principal
+    key = agent_key(
+        Identity(sub="alice", tenant_id="t", actor_type="agent", client_id="k1", api_key_id="k1")
+    )
+    assert key == AgentKey("t", api_key_id="k1")
+    assert key.principal != token("alice", client="k1").principal
+    assert (key.label, token("alice").label, token("alice", client=None).label) == (
+        "k1",
+        "mcp",
+        "alice",
+    )

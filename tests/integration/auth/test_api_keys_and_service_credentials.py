@@ -16,6 +16,7 @@ from taskflow_core.errors import APIError
 
 from tests.conftest import StartService
 from tests.integration.auth.conftest import AUDIENCE, SERVICE_SECRET
+from tests.integration.auth.sso_stand_in import register_api_key
 from tests.support.issuer import TestIssuer
 from tests.support.processes import ServiceProcess
 
@@ -26,9 +27,8 @@ def verifier(shared_verifier: ServiceProcess) -> Iterator[ServiceProcess]:
 
 
 def new_api_key(issuer: TestIssuer, user: str = "owner-1", name: str = "claude-agent") -> str:
-    key = f"tf_{uuid.uuid4().hex}"
-    issuer.api_keys[key] = {"id": f"key-{uuid.uuid4().hex[:6]}", "userId": user, "name": name}
-    return key
+    """A key whose owner is a member of one organisation at the SSO (``org-of-<user>``)."""
+    return register_api_key(issuer, user, name=name, organizations=[f"org-of-{user}"])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -62,6 +62,7 @@ def test_api_key_through_verify(verifier: ServiceProcess, issuer: TestIssuer) ->
     assert response.headers["X-Actor-Type"] == "agent"
     assert response.headers["X-Client-Id"] == issuer.api_keys[key]["id"]
     assert response.headers["X-Client-Name"] == "Build bot"
+    assert response.headers["X-Tenant-Id"] == "org-of-owner-9"  # its owner's organisation
     unknown = httpx.get(f"{verifier.url}/verify", headers=bearer("tf_not-a-real-key"))
     assert unknown.status_code == 401
     assert unknown.json()["error"] == "Invalid API key"
@@ -167,6 +168,8 @@ def test_introspection_requires_a_service_credential(
     assert ok.status_code == 200
     assert ok.json()["active"] is True
     assert ok.json()["identity"]["sub"] == "owner-5"
+    assert ok.json()["identity"]["api_key_id"] == issuer.api_keys[key]["id"]
+    assert ok.json()["identity"]["tenant_id"] == "org-of-owner-5"
     assert 0 < ok.json()["expires_in"] <= 1.0
     jwt_answer = introspect(
         verifier, issuer.token("u9", aud=AUDIENCE), service_token("audit", "auth-verifier")

@@ -65,6 +65,8 @@ def test_realistic_import_reads_back_through_the_api_and_a_second_run_creates_no
     for line in normalised_timestamp_warnings(sim):
         assert line in first.err, first.err
     assert "imported:" in first.out
+    # @bob has no SSO subject or email: the importer says how to make him claimable.
+    assert "note: no SSO login can claim @bob" in first.out and "--user @HANDLE=SUB" in first.out
 
     services.start()
     wait_delivered(db)
@@ -421,19 +423,23 @@ def test_a_project_slug_taken_in_the_tenant_is_refused_before_anything_is_writte
 
 
 @pytest.mark.parametrize(
-    ("email", "extra"),
+    ("sub", "extra"),
     [
-        ("bob@example.test", []),  # the handle a login derives (@bob) is the CLI's
-        ("robert.b@example.test", ["--email", "@bob=robert.b@example.test"]),  # by email
+        ("bob-sso-sub", ["--user", "@bob=bob-sso-sub"]),  # bound to his subject at import
+        ("bob-sso-sub", ["--email", "@bob=robert.b@example.test"]),  # his verified email
     ],
 )
-def test_an_imported_human_is_claimed_by_a_later_sso_login_with_the_same_handle_or_email(
-    email: str, extra: list[str], tmp_path: Path, db_url: str, services: Services, issuer: Any
+def test_an_imported_human_is_claimed_by_a_later_sso_login_with_the_mapped_subject_or_email(
+    sub: str, extra: list[str], tmp_path: Path, db_url: str, services: Services, issuer: Any
 ) -> None:
     folder = realistic().write(tmp_path)
-    assert run_import(db_url, *import_args(folder, *extra)).code == 0
+    run = run_import(db_url, *import_args(folder, *extra))
+    assert run.code == 0, run.err
+    assert "no SSO login can claim" not in run.out
     services.start()
-    token = issuer.token("bob-sso-sub", tenant_id=TENANT, email=email, name="Bob")
+    token = issuer.token(
+        sub, tenant_id=TENANT, email="robert.b@example.test", name="Bob", email_verified=True
+    )
     with httpx.Client(
         base_url=f"http://127.0.0.1:{services.tasks_port}",
         headers={"Authorization": f"Bearer {token}"},

@@ -1,13 +1,12 @@
 """A human written by `taskflow import-cli` (user_id 'cli-import:@handle', no SSO subject yet)
-is claimed by the first SSO login of the same person in the same tenant: by the email recorded
-at import, or by the handle only when no email was recorded. The login then sees the imported
-memberships as its own, and the claim is audited."""
+is claimed by the first SSO login of the same person in the same tenant: only by the email
+recorded at import, and only when the IdP says that email is verified. A handle never claims
+(humans imported without an email are bound with `import-cli --user @handle=SUB`). The login
+then sees the imported memberships as its own, and the claim is audited."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from .conftest import Database
 
@@ -39,29 +38,20 @@ def _project_ids(user: Any) -> set[int]:
     return {p["id"] for p in user.get("/api/projects", params={"limit": 100}).json()}
 
 
-@pytest.mark.parametrize(
-    ("recorded", "login"),
-    [
-        (None, "bob@corp.test"),  # no email recorded: the handle a login derives (@bob)
-        ("Robert.B@corp.test", "robert.b@corp.test"),  # the recorded email, any case
-    ],
-)
-def test_first_login_claims_the_imported_human(
-    make_user, db: Database, recorded: str | None, login: str
-) -> None:
-    worker, project = _imported_human(db, "@bob", email=recorded)
-    bob = make_user("bob-sub", email=login, name="Bob")
-    assert project in _project_ids(bob)
+def test_first_login_claims_the_imported_human(make_user, db: Database) -> None:
+    worker, project = _imported_human(db, "@bob", email="Robert.B@corp.test")
+    bob = make_user("bob-sub", email="robert.b@corp.test", name="Bob", email_verified=True)
+    assert project in _project_ids(bob)  # the recorded email, any case
     row = db.rows("SELECT id, handle, user_id, email FROM tasks.workers WHERE user_id = 'bob-sub'")
     assert row == [
-        {"id": worker, "handle": "@bob", "user_id": "bob-sub", "email": recorded or login}
+        {"id": worker, "handle": "@bob", "user_id": "bob-sub", "email": "Robert.B@corp.test"}
     ]
     (claimed,) = db.events(action="claimed")
     assert claimed["entity_id"] == worker
-    assert claimed["details"]["matched_by"] == ("email" if recorded else "handle")
+    assert claimed["details"]["matched_by"] == "email"
     assert db.value("SELECT count(*) FROM tasks.workers WHERE type = 'human'") == 1
-    # Claimed once: a later login of someone else with the same handle gets a new worker.
-    other = make_user("other-sub", email=login.replace("robert.b", "bob"), name="Not Bob")
+    # Claimed once: a later login with the same verified email gets a new worker.
+    other = make_user("other-sub", email="robert.b@corp.test", name="Not Bob", email_verified=True)
     assert project not in _project_ids(other)
     assert len(db.events(action="claimed")) == 1
 
@@ -69,21 +59,28 @@ def test_first_login_claims_the_imported_human(
 def test_what_is_never_claimed(make_user, db: Database) -> None:
     # An email recorded at import is the only key: the handle alone does not claim it.
     _, p1 = _imported_human(db, "@carol", email="carol@corp.test")
+    carol = make_user("carol-sub", email="carol@elsewhere.test", email_verified=True)
+    # Nor does it claim one imported without an email: bind those with --user @handle=SUB.
+    _, p0 = _imported_human(db, "@bob")
+    bob = make_user("bob-sub", email="bob@corp.test", email_verified=True)
     # Another tenant's import is not claimed by this tenant's login.
-    _, p2 = _imported_human(db, "@dave", tenant="tenant-b")
-    carol = make_user("carol-sub", email="carol@elsewhere.test")
-    dave = make_user("dave-sub", email="dave@corp.test")
-    # An email the IdP says is unverified claims nothing.
-    _, p3 = _imported_human(db, "@erin")
-    erin = make_user("erin-sub", email="erin@corp.test", email_verified=False)
+    _, p2 = _imported_human(db, "@dave", email="dave@corp.test", tenant="tenant-b")
+    dave = make_user("dave-sub", email="dave@corp.test", email_verified=True)
+    # An email the IdP does not say is verified claims nothing.
+    _, p3 = _imported_human(db, "@erin", email="erin@corp.test")
+    erins = [
+        make_user(f"erin-{i}", email="erin@corp.test", **claims)
+        for i, claims in enumerate(({}, {"email_verified": False}, {"email_verified": "true"}))
+    ]
     assert p1 not in _project_ids(carol)
+    assert p0 not in _project_ids(bob)
     assert p2 not in _project_ids(dave)
-    assert p3 not in _project_ids(erin)
+    assert all(p3 not in _project_ids(erin) for erin in erins)
     assert db.events(action="claimed") == []
     unclaimed = db.value(
         "SELECT count(*) FROM tasks.workers WHERE starts_with(user_id, 'cli-import:')"
     )
-    assert unclaimed == 3
+    assert unclaimed == 4
 
 
 def test_a_subject_spelled_like_an_import_marker_is_refused(make_user, db: Database) -> None:

@@ -72,7 +72,8 @@ def test_agent_token_maps_to_an_agent_worker(make_user, db: Database) -> None:
     assert agent.get("/api/projects").json() == []
     assert agent.get(f"/api/projects/{pid}").status_code == 403
     row = db.rows(
-        "SELECT id, handle, type, tenant_id FROM tasks.workers WHERE api_key_id = 'key-123'"
+        "SELECT id, handle, type, tenant_id FROM tasks.workers"
+        " WHERE agent_sub = 'owner-of-agent' AND agent_client_id = 'key-123'"
     )
     assert [(r["handle"], r["type"], r["tenant_id"]) for r in row] == [
         ("@build-bot", "agent", "tenant-a")

@@ -152,6 +152,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        # Production refuses a SERVICE_SECRET anyone could know (issue 21, finding 6): a
+        # credential minted from it reads internal routes and writes forged audit entries.
+        if self.is_production and self.service_secret is not None:
+            refusal = service_secret_refusal(self.service_secret)
+            if refusal:
+                raise ConfigError(f"SERVICE_SECRET {refusal}; refused when ENV=production")
         if self.dev_mode and self.is_production:
             raise ConfigError("DEV_MODE=true is refused when ENV=production")
         if self.dev_issuer and self.is_production:
@@ -183,3 +189,26 @@ class Settings:
                 " turn discovery on; JWT_ISSUER_CHECK=off accepts tokens from any issuer"
                 " (dangerous)"
             )
+
+
+# -- SERVICE_SECRET in production ---------------------------------------------------------------
+SERVICE_SECRET_MIN_BYTES = 32
+# SERVICE_SECRET values this repository ships (deploy/k8s, docker-compose.yml) and words that
+# mark a value as "to be replaced": production refuses them.
+KNOWN_PLACEHOLDER_SECRETS = frozenset(
+    {"change-me-to-a-long-random-value", "compose-dev-only-service-secret"}
+)
+PLACEHOLDER_WORDS = (
+    "change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder",
+    "example", "goes-here", "your-", "dev-only", "insecure", "not-secret", "xxxxxxxx",
+)  # fmt: skip
+
+
+def service_secret_refusal(secret: str) -> str | None:
+    """Why ``secret`` is unfit for production (a placeholder, or too short), else ``None``."""
+    lowered = secret.strip().lower()
+    if lowered in KNOWN_PLACEHOLDER_SECRETS or any(w in lowered for w in PLACEHOLDER_WORDS):
+        return "is a placeholder: set a long random value (e.g. `openssl rand -hex 32`)"
+    if len(secret.encode()) < SERVICE_SECRET_MIN_BYTES:
+        return f"is shorter than {SERVICE_SECRET_MIN_BYTES} bytes"
+    return None

@@ -259,7 +259,11 @@ def build_app(
     metrics.track_outbox_backlog(outbox_backlog_from(readiness))
     if authenticator is not None:
         metrics.track_jwks_cache_age(lambda: authenticator.jwks.age)
-    auth = [AuthMiddleware(authenticator, all_routes)] if authenticator is not None else []
+    auth = (
+        [AuthMiddleware(authenticator, all_routes, require_tenant=settings.is_production)]
+        if authenticator is not None
+        else []
+    )
     rate_limit = RateLimitMiddleware.from_settings(settings)  # None when off
     app = ServiceApp(
         middleware=[

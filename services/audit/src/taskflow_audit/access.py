@@ -2,12 +2,12 @@
 memberships) over HTTP, and keeps each answer for a few seconds.
 
 The tasks service's internal endpoints (``taskflow_tasks.internal``):
-- ``GET /internal/tasks/projects/{project_id}/access?sub&tenant_id&actor_type&client_id``
+- ``GET /internal/tasks/projects/{project_id}/access?<caller>`` (``CallerRef.params``)
   → ``{"project_id", "access": "owner"|"member"|"forbidden"|"not_found", "deleted"}``;
 - ``GET /internal/tasks/tasks/{task_id}/project`` → ``{"task_id", "project_id", "tenant_id"}``
   of a live or deleted task (``null``s for an unknown one; asked only when no entry of that
   task is stored yet);
-- ``GET /internal/tasks/readable-projects?sub&tenant_id&actor_type&client_id``
+- ``GET /internal/tasks/readable-projects?<caller>``
   → ``{"project_ids": [...]}`` (deleted projects included: their history stays readable).
 """
 
@@ -58,22 +58,32 @@ def require_owner(access: Access) -> None:
 
 @dataclass(frozen=True)
 class CallerRef:
-    """What the tasks service needs to find the caller's worker (human by ``sub``, agent by
-    its API key id), in the tenant of this request."""
+    """What the tasks service needs to find the caller's worker, in the tenant of this
+    request: a human by ``sub``; an agent by its API key id (``tf_`` keys), else by ``sub``
+    and OAuth client (agent tokens)."""
 
     sub: str
     tenant_id: str
     actor_type: str
     client_id: str | None
+    api_key_id: str | None = None
 
     @classmethod
     def of(cls, identity: Identity) -> CallerRef:
-        return cls(identity.sub, identity.tenant_id, identity.actor_type, identity.client_id)
+        return cls(
+            identity.sub,
+            identity.tenant_id,
+            identity.actor_type,
+            identity.client_id,
+            identity.api_key_id,
+        )
 
     def params(self) -> dict[str, str]:
         params = {"sub": self.sub, "tenant_id": self.tenant_id, "actor_type": self.actor_type}
         if self.client_id:
             params["client_id"] = self.client_id
+        if self.api_key_id:
+            params["api_key_id"] = self.api_key_id
         return params
 
 

@@ -29,10 +29,11 @@ VERIFY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 VERIFY_DESCRIPTION = (
     "nginx `auth_request` target. 200 (empty body) with "
     + ", ".join(f"`{h}`" for h in IDENTITY_HEADERS)
-    + " for a good credential; 401 with `WWW-Authenticate` otherwise; 503 only when no signing"
-    " keys are available (or, with `ENV=production`, no issuer is known yet)."
-    " OPTIONS (CORS preflight) and the public paths named by"
-    " `X-Original-URI` (health, docs, spec) pass without a credential."
+    + " for a good credential; 401 with `WWW-Authenticate` otherwise (in production also for a"
+    " credential that names no tenant); 503 only when no signing keys are available (or, with"
+    " `ENV=production`, no issuer is known yet). Every request needs a credential whatever path"
+    " `X-Original-URI` names (the gateway sends only protected paths here); a CORS preflight"
+    " (`X-Original-Method: OPTIONS`) passes without identity headers."
 )
 
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     routes = [
         Route(
             "/verify",
-            VerifyResource(authenticator),
+            VerifyResource(authenticator, require_tenant=settings.is_production),
             tuple(
                 Operation(
                     method,
@@ -87,7 +88,13 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         ),
         Route(
             "/introspect",
-            IntrospectResource(authenticator, checker, settings.introspection_cache_ttl, now),
+            IntrospectResource(
+                authenticator,
+                checker,
+                settings.introspection_cache_ttl,
+                now,
+                require_tenant=settings.is_production,
+            ),
             (
                 Operation(
                     "POST",

@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import falcon.asgi
 from marshmallow import RAISE, Schema, fields, validate
 from taskflow_core.auth.authenticator import Authenticator, CredentialKind, credential_kind
 from taskflow_core.auth.dev_issuer import DevIssuer
-from taskflow_core.auth.identity import Identity, identity_to_dict
+from taskflow_core.auth.identity import (
+    NO_TENANT_CLAIM,
+    Identity,
+    identity_to_dict,
+    require_claimed_tenant,
+)
 from taskflow_core.auth.jwks import JWKSCache
-from taskflow_core.auth.middleware import bearer_token, is_always_public
+from taskflow_core.auth.middleware import bearer_token
 from taskflow_core.auth.verifier import MAX_TOKEN_BYTES
 from taskflow_core.errors import Unauthorized
 
@@ -48,28 +53,31 @@ def identity_headers(identity: Identity) -> dict[str, str]:
     return headers
 
 
-def passes_without_credential(original_method: str | None, original_uri: str | None) -> bool:
-    """CORS preflights and the always-public paths (health, docs, spec) need no credential."""
-    if (original_method or "").upper() == "OPTIONS":
-        return True
-    path = urlsplit(original_uri or "").path
-    return bool(path) and is_always_public(path)
+def is_preflight(original_method: str | None) -> bool:
+    """A CORS preflight carries no credential (the gateway answers those itself anyway)."""
+    return (original_method or "").upper() == "OPTIONS"
 
 
 class VerifyResource:
     """``/verify`` for nginx ``auth_request``: 200 + identity headers, 401 + WWW-Authenticate,
     503 only when keys are truly unavailable. No database access: keys are in memory.
 
+    Every request it is asked about needs a credential: the gateway sends only protected paths
+    here (public ones never go through ``auth_request``), and the path it names
+    (``X-Original-URI``) is not consulted, so no spelling of a path (``/health/../api``) can
+    turn a check into a pass. A preflight passes with no identity headers, which the gateway
+    never caches.
+
     A 200 has an empty body: nginx discards an ``auth_request`` answer's body without reading
     it, so any body makes it close the upstream connection and open a new one per request."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, *, require_tenant: bool = False) -> None:
         self.authenticator = authenticator
+        self.require_tenant = require_tenant
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        if passes_without_credential(
-            req.get_header("X-Original-Method"), req.get_header("X-Original-URI")
-        ):
+        if is_preflight(req.get_header("X-Original-Method")):
+            resp.set_header("Cache-Control", "no-store")
             resp.status = falcon.HTTP_200
             return
         identity = await self.authenticator.authenticate(
@@ -80,6 +88,8 @@ class VerifyResource:
             raise Unauthorized(
                 "Service credentials are not accepted on this endpoint", error="invalid_token"
             )
+        if self.require_tenant:
+            require_claimed_tenant(identity)
         req.context.identity = identity  # for the access line
         resp.set_headers(identity_headers(identity))
         resp.set_header("Cache-Control", "no-store")
@@ -106,6 +116,12 @@ class IdentitySchema(Schema):
     client_id = fields.String(allow_none=True)
     client_name = fields.String(allow_none=True)
     organization_ids = fields.List(fields.String())
+    api_key_id = fields.String(
+        allow_none=True, metadata={"description": "set for `tf_` API keys: the key's id"}
+    )
+    tenant_claimed = fields.Boolean(
+        metadata={"description": "false: the credential named no tenant (development default)"}
+    )
 
 
 class IntrospectResponse(Schema):
@@ -119,7 +135,8 @@ class IntrospectResource:
     """``POST /introspect`` (service credential required): any credential → an identity.
 
     Refusals are answers (200, ``active: false``), not errors, so callers can cache them; an
-    unreachable SSO is a 503 and is never cached."""
+    unreachable SSO is a 503 and is never cached. With ``require_tenant`` (production) a
+    credential that names no tenant is refused like any other bad credential."""
 
     def __init__(
         self,
@@ -127,11 +144,14 @@ class IntrospectResource:
         checker: SsoCredentialChecker,
         max_cache: float,
         now: Callable[[], float] = time.time,
+        *,
+        require_tenant: bool = False,
     ) -> None:
         self.authenticator = authenticator
         self.checker = checker
         self.max_cache = max_cache
         self.now = now
+        self.require_tenant = require_tenant
         self.request_schema = IntrospectRequest()
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -143,6 +163,9 @@ class IntrospectResource:
             return
         if identity.is_service:
             resp.media = self._answer(None, "Service credentials are not introspected", 0.0)
+            return
+        if self.require_tenant and not identity.tenant_claimed:
+            resp.media = self._answer(None, NO_TENANT_CLAIM, self._cache_for(token, identity))
             return
         resp.media = self._answer(identity, None, self._cache_for(token, identity))
 

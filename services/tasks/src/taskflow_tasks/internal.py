@@ -1,15 +1,20 @@
 """Internal endpoints the audit service calls (service credentials only, never via the gateway).
 
-- ``GET /internal/tasks/projects/{project_id}/access?sub&tenant_id&actor_type&client_id``:
-  may this caller read project P's history? → ``{"project_id", "access", "deleted"}`` with
-  ``access`` = ``owner`` | ``member`` | ``forbidden`` (same tenant, not a member) |
-  ``not_found`` (unknown project or another tenant's). Deleted projects still answer: the
-  project row and its memberships are kept (soft delete) so their history stays readable.
+Each takes the caller as the audit service saw its verified identity (``<caller>``: ``sub``,
+``tenant_id``, ``actor_type``, ``client_id``, ``api_key_id``).
+- ``GET /internal/tasks/projects/{project_id}/access?<caller>``: may this caller read project
+  P's history? → ``{"project_id", "access", "deleted"}`` with ``access`` = ``owner`` |
+  ``member`` | ``forbidden`` (same tenant, not a member) | ``not_found`` (unknown project or
+  another tenant's). Deleted projects still answer: the project row and its memberships are
+  kept (soft delete) so their history stays readable.
 - ``GET /internal/tasks/tasks/{task_id}/project`` → ``{"task_id", "project_id", "tenant_id"}``
   of a live or deleted task (``null``s for a task that never existed).
-- ``GET /internal/tasks/readable-projects?sub&tenant_id&actor_type&client_id`` →
-  ``{"project_ids": [...]}``: every project of the tenant the caller owns or belongs to,
-  deleted ones included.
+- ``GET /internal/tasks/readable-projects?<caller>`` → ``{"project_ids": [...]}``: every
+  project of the tenant the caller owns or belongs to, deleted ones included.
+
+The caller's worker is found as provisioning finds it (``provisioning.agent_key``): a human by
+``sub``; an agent in ``tenant_id``, by ``api_key_id`` for a ``tf_`` key, else by
+(``sub``, ``client_id``).
 
 Every answer is a 200 with an explicit body, so a 404 always means "no such route".
 """
@@ -29,6 +34,7 @@ from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import QuerySchema, load_query, parse_id
 
 from .deps import TasksDeps
+from .provisioning import agent_key
 
 Access = Literal["owner", "member", "forbidden", "not_found"]
 Conn = psycopg.AsyncConnection[Any]
@@ -57,20 +63,36 @@ def decide_access(project: Row | None, tenant_id: str) -> Access:
 
 
 # -- SQL ----------------------------------------------------------------------------------------
-# The caller's worker as provisioning finds it: a human by SSO sub, an agent by its API key id.
+# The caller's worker as provisioning finds it: a human by SSO sub; an agent in its tenant by
+# its API key id, or by the (sub, OAuth client) of its token.
 _CALLER_WORKER = """
     SELECT id FROM tasks.workers
-    WHERE CASE WHEN %(agent)s THEN api_key_id = %(agent_key)s
-               ELSE user_id = %(sub)s AND type = 'human' END
+    WHERE CASE WHEN NOT %(agent)s THEN user_id = %(sub)s AND type = 'human'
+               WHEN %(api_key_id)s::text IS NOT NULL
+                    THEN type = 'agent' AND tenant_id = %(agent_tenant)s
+                         AND api_key_id = %(api_key_id)s::text
+               ELSE type = 'agent' AND tenant_id = %(agent_tenant)s
+                    AND agent_sub = %(sub)s
+                    AND agent_client_id IS NOT DISTINCT FROM %(client_id)s::text END
 """
 
 
 def _caller_params(query: dict[str, Any]) -> dict[str, Any]:
-    agent = query["actor_type"] == "agent"
+    key = agent_key(
+        Identity(
+            sub=query["sub"],
+            tenant_id=query["tenant_id"],
+            actor_type="agent",
+            client_id=query.get("client_id"),
+            api_key_id=query.get("api_key_id"),
+        )
+    )
     return {
-        "agent": agent,
-        "agent_key": query.get("client_id") or query["sub"],
+        "agent": query["actor_type"] == "agent",
         "sub": query["sub"],
+        "agent_tenant": key.tenant_id,
+        "api_key_id": key.api_key_id,
+        "client_id": key.client_id,
     }
 
 
@@ -126,6 +148,7 @@ class CallerQuerySchema(QuerySchema):
     tenant_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     actor_type = fields.String(load_default="human", validate=validate.OneOf(("human", "agent")))
     client_id = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
+    api_key_id = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
 
 
 class AccessReplySchema(Schema):

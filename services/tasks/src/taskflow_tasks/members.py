@@ -25,6 +25,7 @@ from .deps import TasksDeps
 from .outbox import record_event
 from .provisioning import Caller, create_placeholder_human
 from .safe_writes import idempotent_post
+from .workers import member_user_id, organization_members
 
 Conn = psycopg.AsyncConnection[Any]
 TAG = "members"
@@ -37,6 +38,8 @@ MEMBER_EXAMPLE = {
     "role": "member",
     "joined_at": "2025-12-10T08:15:30+00:00",
 }
+
+USER_NOT_FOUND = "User not found"
 
 _create = MemberCreateSchema()
 _search = MemberSearchQuerySchema()
@@ -63,23 +66,20 @@ class MemberCollection:
         kind, target = core_rules.member_target(body["user_id"], body["agent_id"])
 
         async def add(conn: Conn, caller: Caller, now: datetime) -> None:
-            project = await access.project_for_owner(
+            await access.project_for_owner(
                 conn, caller, pid, core_rules.MEMBERS_ADD_OWNER_ONLY, lock=True
             )
             worker: dict[str, Any]
             if kind == "agent":
                 found = await store_workers.get_worker(conn, int(target))
-                if found is None or (
-                    found["type"] == "agent" and found["tenant_id"] != caller.tenant_id
-                ):
+                # Another tenant's worker, human or agent, does not exist here.
+                if found is None or found["tenant_id"] != caller.tenant_id:
                     raise NotFound("Agent not found")
                 if found["type"] != "agent":
                     raise BadRequest("Worker is not an agent")
                 worker = found
             else:
-                worker = await create_placeholder_human(
-                    conn, str(target), project["tenant_id"], caller.actor, self.deps.settings
-                )
+                worker = await self._person_of_tenant(req, conn, caller, str(target))
             member = await store_members.add_member(conn, pid, worker["id"], "member", now)
             if member is None:
                 raise BadRequest("Already a member of this project")
@@ -103,6 +103,26 @@ class MemberCollection:
             resp.media = MEMBER_READ.dump(member)
 
         await idempotent_post(self.deps, req, resp, add)
+
+    async def _person_of_tenant(
+        self, req: falcon.asgi.Request, conn: Conn, caller: Caller, user_id: str
+    ) -> dict[str, Any]:
+        """The human worker ``user_id`` names, if they belong to the caller's tenant: seen in it
+        already, or listed by the SSO as a member of its organisation. Someone TaskFlow knows
+        only from other tenants is "User not found" (their name and handle stay there); an id
+        TaskFlow has never seen gets a placeholder that reveals nothing ("User <id>")."""
+        found = await store_workers.find_human_in_tenant(conn, user_id, caller.tenant_id)
+        if found is None:
+            return await create_placeholder_human(
+                conn, user_id, caller.tenant_id, caller.actor, self.deps.settings
+            )
+        if not found["in_tenant"]:
+            members = await organization_members(
+                self.deps, req, caller.tenant_id, wait=self.deps.settings.http_timeout
+            )
+            if user_id not in {member_user_id(m) for m in members}:
+                raise NotFound(USER_NOT_FOUND)
+        return found
 
 
 class MemberItem:
@@ -228,11 +248,16 @@ def routes(deps: TasksDeps) -> list[Route]:
                     response=MemberReadSchema,
                     status=201,
                     request=MemberCreateSchema,
-                    errors=(400, 403, 404),
+                    errors=(400, 403, 404, 502),
                     example=MEMBER_EXAMPLE,
                     headers=("Idempotency-Key",),
-                    description="Owner only. `user_id` adds a human (a placeholder worker is "
-                    "created if they never logged in); `agent_id` adds an agent of your tenant.",
+                    description="Owner only. `user_id` adds a person of your organisation: one "
+                    "who has used TaskFlow in this tenant, one the SSO lists as a member of "
+                    "your organisation (asked with your credentials; 502 when it cannot be "
+                    "reached), or an id TaskFlow has never seen (a placeholder worker `User "
+                    "<id>` is created). Someone known only in other tenants is 404 `User not "
+                    "found`. `agent_id` adds an agent of your tenant (404 `Agent not found` for "
+                    "another tenant's worker).",
                 ),
             ),
         ),

@@ -67,15 +67,14 @@ def first_free(base: str, taken: set[str], max_length: int) -> str:
         n += 1
 
 
-def import_claim_keys(
-    email: str | None, email_verified: object, sub: str
-) -> tuple[str, str] | None:
-    """What a first SSO login may claim an imported CLI human by: ``(email, handle)``.
+def import_claim_email(email: str | None, email_verified: object) -> str | None:
+    """The email a first SSO login may claim an imported CLI human by, or ``None``.
 
-    The email matches an imported human whose email was recorded (``import-cli --email``); the
-    handle (derived from the email as at any first login) only one imported without an email.
-    A login whose IdP says the email is unverified claims nothing: both keys come from it.
+    Only an address the IdP says is verified (``email_verified`` is exactly ``true``), and it
+    must equal the one recorded at import (``import-cli --email``). A handle never claims: any
+    login can derive ``@bob`` from ``bob@…``; humans imported without an email are bound to
+    their subject with ``import-cli --user @handle=SUB`` instead.
     """
-    if not email or email_verified is False:
+    if not email or email_verified is not True:
         return None
-    return email, human_handle_base(email, sub)
+    return email

@@ -3,8 +3,9 @@
 A human's first call in a tenant creates their worker (once, globally: a human worker is keyed
 by their SSO ``sub``) and their Default project in that tenant (once per tenant), in one
 transaction serialised per ``sub`` by a transaction-scoped advisory lock (PgBouncer-safe: no
-session state). Unique indexes back the lock up. An agent calling with an API key maps to an
-agent worker keyed by the key id, created on its first call in the key's tenant; agents get no
+session state). Unique indexes back the lock up. An agent is found in the tenant it calls from:
+a ``tf_`` API key's by the key id, an agent JWT's by (sub, OAuth client), so two people signing
+in through one MCP client are two agents; it is created on its first call there. Agents get no
 Default project (a project owner adds them where they should work).
 
 Already-provisioned callers cost one indexed query, and nothing while cached in-process.
@@ -85,8 +86,41 @@ def identity_of(req: falcon.asgi.Request) -> Identity:
     return identity
 
 
-def _agent_key(identity: Identity) -> str:
-    return identity.client_id or identity.sub
+@dataclass(frozen=True)
+class AgentKey:
+    """What makes an agent caller one worker: its tenant, and either the ``tf_`` key's id or
+    the agent token's (sub, OAuth client)."""
+
+    tenant_id: str
+    api_key_id: str | None = None
+    sub: str | None = None
+    client_id: str | None = None
+
+    @property
+    def principal(self) -> str:
+        """A text naming this agent (advisory lock and cache key)."""
+        if self.api_key_id is not None:
+            return f"agent-key:{self.tenant_id}:{self.api_key_id}"
+        return f"agent-token:{self.tenant_id}:{self.sub}:{self.client_id or ''}"
+
+    @property
+    def label(self) -> str:
+        """The id its handle and default name derive from."""
+        return self.api_key_id or self.client_id or self.sub or "agent"
+
+
+def agent_key(identity: Identity) -> AgentKey:
+    """An API key's agent is the key's; an agent token's is its holder's, per OAuth client."""
+    if identity.api_key_id:
+        return AgentKey(identity.tenant_id, api_key_id=identity.api_key_id)
+    return AgentKey(identity.tenant_id, sub=identity.sub, client_id=identity.client_id)
+
+
+async def find_agent(conn: Conn, key: AgentKey) -> dict[str, Any] | None:
+    if key.api_key_id is not None:
+        return await store_workers.find_api_key_agent(conn, key.tenant_id, key.api_key_id)
+    assert key.sub is not None
+    return await store_workers.find_token_agent(conn, key.tenant_id, key.sub, key.client_id)
 
 
 def _caller(row: dict[str, Any], identity: Identity) -> Caller:
@@ -104,7 +138,7 @@ def _caller(row: dict[str, Any], identity: Identity) -> Caller:
 async def _lookup(conn: Conn, identity: Identity) -> dict[str, Any] | None:
     """The provisioned worker row, or ``None`` when provisioning has work to do."""
     if identity.actor_type == "agent":
-        return await store_workers.find_agent_caller(conn, _agent_key(identity))
+        return await find_agent(conn, agent_key(identity))
     row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
     if row is None or row["default_project_id"] is None:
         return None
@@ -222,13 +256,10 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
 async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dict[str, Any] | None:
     """The CLI human ``taskflow import-cli`` wrote for this person, now bound to their SSO
     subject (tasks and memberships included), or ``None`` when there is none to claim."""
-    keys = naming.import_claim_keys(
-        identity.email, identity.claims.get("email_verified"), identity.sub
-    )
-    if keys is None:
+    email = naming.import_claim_email(identity.email, identity.claims.get("email_verified"))
+    if email is None:
         return None
-    email, handle = keys
-    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email, handle)
+    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email)
     if found is None:
         return None
     worker = await store_workers.claim_import(conn, found["id"], identity.sub, email, now)
@@ -248,7 +279,7 @@ async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dic
             "handle": worker["handle"],
             "user_id": identity.sub,
             "imported_from": "cli",
-            "matched_by": "email" if found["email"] else "handle",
+            "matched_by": "email",
             "first_login": True,
         },
         occurred_at=now,
@@ -279,19 +310,21 @@ async def _insert_default_project(
 
 
 async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
-    key = _agent_key(identity)
-    await store_workers.lock_provisioning(conn, f"agent:{key}")
-    row = await store_workers.find_agent_caller(conn, key)
+    key = agent_key(identity)
+    await store_workers.lock_provisioning(conn, key.principal)
+    row = await find_agent(conn, key)
     if row is not None:
         return row
     now = settings.clock()
     worker = await _insert_with_free_handle(
         conn,
-        naming.agent_handle_base(identity.client_name, key),
-        name=(identity.client_name or identity.name or f"Agent {key[:8]}")[:200],
+        naming.agent_handle_base(identity.client_name, key.label),
+        name=(identity.client_name or identity.name or f"Agent {key.label[:8]}")[:200],
         type="agent",
         tenant_id=identity.tenant_id,
-        api_key_id=key,
+        api_key_id=key.api_key_id,
+        agent_sub=key.sub,
+        agent_client_id=key.client_id,
         agent_type="custom",
         capabilities=[],
         now=now,
@@ -308,7 +341,11 @@ async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -
             "handle": worker["handle"],
             "agent_type": "custom",
             "capabilities": [],
-            "api_key_id": key,
+            **(
+                {"api_key_id": key.api_key_id}
+                if key.api_key_id is not None
+                else {"sub": key.sub, "client_id": key.client_id}
+            ),
             "first_login": True,
         },
         occurred_at=now,
@@ -366,7 +403,7 @@ class Provisioner:
 
     def _key(self, identity: Identity) -> tuple[str, str, str]:
         if identity.actor_type == "agent":
-            return ("agent", _agent_key(identity), identity.tenant_id)
+            return ("agent", agent_key(identity).principal, identity.tenant_id)
         return ("human", identity.sub, identity.tenant_id)
 
     async def caller(self, identity: Identity, conn: Conn | None = None) -> Caller:

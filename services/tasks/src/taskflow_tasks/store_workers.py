@@ -33,11 +33,25 @@ async def find_human_caller(conn: Conn, user_id: str, tenant_id: str) -> Row | N
     return await cur.fetchone()
 
 
-async def find_agent_caller(conn: Conn, api_key_id: str) -> Row | None:
+_AGENT_CALLER = (
+    "SELECT id, handle, name, type, tenant_id, NULL::bigint AS default_project_id"
+    " FROM tasks.workers WHERE type = 'agent' AND tenant_id = %s"
+)
+
+
+async def find_api_key_agent(conn: Conn, tenant_id: str, api_key_id: str) -> Row | None:
+    """The agent worker of a ``tf_`` API key in ``tenant_id``."""
+    cur = await conn.execute(_AGENT_CALLER + " AND api_key_id = %s", (tenant_id, api_key_id))
+    return await cur.fetchone()
+
+
+async def find_token_agent(
+    conn: Conn, tenant_id: str, sub: str, client_id: str | None
+) -> Row | None:
+    """The agent worker of agent JWTs with this subject and OAuth client in ``tenant_id``."""
     cur = await conn.execute(
-        "SELECT id, handle, name, type, tenant_id, NULL::bigint AS default_project_id"
-        " FROM tasks.workers WHERE api_key_id = %s",
-        (api_key_id,),
+        _AGENT_CALLER + " AND agent_sub = %s AND agent_client_id IS NOT DISTINCT FROM %s",
+        (tenant_id, sub, client_id),
     )
     return await cur.fetchone()
 
@@ -69,16 +83,19 @@ async def insert_worker(
     now: datetime,
     user_id: str | None = None,
     api_key_id: str | None = None,
+    agent_sub: str | None = None,
+    agent_client_id: str | None = None,
     agent_type: str | None = None,
     capabilities: list[str] | None = None,
     email: str | None = None,
 ) -> Row | None:
-    """Insert a worker; ``None`` when a unique key (handle, user id, key id) is already taken."""
+    """Insert a worker; ``None`` when a unique key (handle, user id, agent key) is taken."""
     cur = await conn.execute(
         f"""
-        INSERT INTO tasks.workers (handle, name, type, user_id, api_key_id, tenant_id, agent_type,
-                             capabilities, email, created_at, updated_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
+        INSERT INTO tasks.workers (handle, name, type, user_id, api_key_id, agent_sub,
+                             agent_client_id, tenant_id, agent_type, capabilities, email,
+                             created_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
         ON CONFLICT DO NOTHING
         RETURNING {WORKER_COLUMNS}
         """,
@@ -88,6 +105,8 @@ async def insert_worker(
             type,
             user_id,
             api_key_id,
+            agent_sub,
+            agent_client_id,
             tenant_id,
             agent_type,
             orjson.dumps(capabilities or []).decode(),
@@ -107,27 +126,44 @@ async def find_human_by_user_id(conn: Conn, user_id: str) -> Row | None:
     return await cur.fetchone()
 
 
+async def find_human_in_tenant(conn: Conn, user_id: str, tenant_id: str) -> Row | None:
+    """The human worker of ``user_id`` with ``in_tenant``: whether they have been seen in
+    ``tenant_id`` (first login there, a project of theirs there, or a membership there)."""
+    cur = await conn.execute(
+        f"""
+        SELECT {WORKER_COLUMNS},
+               (w.tenant_id = %(tenant)s
+                OR EXISTS (SELECT 1 FROM tasks.projects p
+                           WHERE p.owner_worker_id = w.id AND p.tenant_id = %(tenant)s)
+                OR EXISTS (SELECT 1 FROM tasks.project_members m
+                           JOIN tasks.projects p ON p.id = m.project_id
+                           WHERE m.worker_id = w.id AND p.tenant_id = %(tenant)s)) AS in_tenant
+        FROM tasks.workers w
+        WHERE w.user_id = %(user)s AND w.type = 'human'
+        """,
+        {"user": user_id, "tenant": tenant_id},
+    )
+    return await cur.fetchone()
+
+
 # The user_id of a human written by ``taskflow import-cli`` until an SSO login claims it
 # (the importer's ``UNCLAIMED_PREFIX``).
 UNCLAIMED_PREFIX = "cli-import:"
 
 
-async def find_claimable_import(
-    conn: Conn, tenant_id: str, email: str | None, handle: str
-) -> Row | None:
-    """An unclaimed imported human of ``tenant_id`` for this login, locked: the one whose
-    recorded email is ``email`` (any case), else the one with handle ``handle`` and no email."""
+async def find_claimable_import(conn: Conn, tenant_id: str, email: str) -> Row | None:
+    """The unclaimed imported human of ``tenant_id`` whose recorded email is ``email`` (the
+    whole address; case-insensitive, as the SSO lower-cases addresses), locked."""
     cur = await conn.execute(
         f"""
         SELECT {WORKER_COLUMNS} FROM tasks.workers
-        WHERE type = 'human' AND starts_with(user_id, 'cli-import:') AND tenant_id = %(tenant)s
-          AND ((%(email)s::text IS NOT NULL AND lower(email) = lower(%(email)s::text))
-               OR (email IS NULL AND handle = %(handle)s))
-        ORDER BY (email IS NOT NULL) DESC, id
+        WHERE type = 'human' AND starts_with(user_id, 'cli-import:') AND tenant_id = %s
+          AND email IS NOT NULL AND lower(email) = lower(%s)
+        ORDER BY id
         LIMIT 1
         FOR UPDATE
         """,
-        {"tenant": tenant_id, "email": email, "handle": handle},
+        (tenant_id, email),
     )
     return await cur.fetchone()
 

@@ -45,7 +45,7 @@ def merge_overview(
         )
     org_members = []
     for member in sso_members:
-        user_id = str(member.get("userId") or member.get("user_id") or "")
+        user_id = member_user_id(member)
         email = member.get("email")
         projects = by_user.get(user_id, [])
         org_members.append(
@@ -79,37 +79,47 @@ def merge_overview(
     }
 
 
+def member_user_id(member: dict[str, Any]) -> str:
+    return str(member.get("userId") or member.get("user_id") or "")
+
+
+async def organization_members(
+    deps: TasksDeps, req: falcon.asgi.Request, tenant_id: str, wait: float = SSO_TIMEOUT
+) -> list[dict[str, Any]]:
+    """The tenant's organisation members at the SSO, asked with the caller's own credentials
+    (so the SSO answers only to its members), waiting ``wait`` seconds at most. SSO 401 →
+    401, 403 → 403, anything else 502."""
+    headers = {"Authorization": req.get_header("Authorization") or ""}
+    cookie = req.get_header("Cookie")
+    if cookie:
+        headers["Cookie"] = cookie
+    url = f"{deps.settings.sso_url.rstrip('/')}/api/organizations/{tenant_id}/members"
+    try:
+        answer = await deps.http.get(url, headers=headers, timeout=wait)
+    except httpx.HTTPError as exc:
+        log.warning("sso_members_unreachable", error=type(exc).__name__)
+        raise APIError(502, f"Failed to connect to SSO: {type(exc).__name__}") from exc
+    if answer.status_code == 401:
+        raise Unauthorized("SSO authentication failed")
+    if answer.status_code == 403:
+        raise Forbidden("Not a member of this organization")
+    if answer.status_code != 200:
+        raise APIError(502, f"Failed to fetch org members from SSO: {answer.status_code}")
+    try:
+        return _sso_members(answer.json())
+    except ValueError as exc:
+        raise APIError(502, "Failed to fetch org members from SSO: invalid response") from exc
+
+
 class WorkersOverview:
     def __init__(self, deps: TasksDeps) -> None:
         self.deps = deps
 
-    async def _fetch_members(self, req: falcon.asgi.Request, tenant_id: str) -> list[dict]:
-        headers = {"Authorization": req.get_header("Authorization") or ""}
-        cookie = req.get_header("Cookie")
-        if cookie:
-            headers["Cookie"] = cookie
-        url = f"{self.deps.settings.sso_url.rstrip('/')}/api/organizations/{tenant_id}/members"
-        try:
-            answer = await self.deps.http.get(url, headers=headers, timeout=SSO_TIMEOUT)
-        except httpx.HTTPError as exc:
-            log.warning("sso_members_unreachable", error=type(exc).__name__)
-            raise APIError(502, f"Failed to connect to SSO: {type(exc).__name__}") from exc
-        if answer.status_code == 401:
-            raise Unauthorized("SSO authentication failed")
-        if answer.status_code == 403:
-            raise Forbidden("Not a member of this organization")
-        if answer.status_code != 200:
-            raise APIError(502, f"Failed to fetch org members from SSO: {answer.status_code}")
-        try:
-            return _sso_members(answer.json())
-        except ValueError as exc:
-            raise APIError(502, "Failed to fetch org members from SSO: invalid response") from exc
-
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         identity = identity_of(req)
         caller = await self.deps.provisioner.caller(identity)
-        sso_members = await self._fetch_members(req, caller.tenant_id)
-        user_ids = [str(m.get("userId") or m.get("user_id") or "") for m in sso_members]
+        sso_members = await organization_members(self.deps, req, caller.tenant_id)
+        user_ids = [member_user_id(m) for m in sso_members]
         async with self.deps.pool.connection() as conn:
             memberships = await store_members.projects_of_users(
                 conn, caller.tenant_id, [u for u in user_ids if u]

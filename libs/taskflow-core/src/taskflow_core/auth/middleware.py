@@ -12,7 +12,7 @@ import falcon.asgi
 
 from ..errors import Forbidden, Unauthorized
 from ..routing import Route
-from .identity import Identity
+from .identity import Identity, require_claimed_tenant
 
 # Served by build_app itself (health, docs, spec): always public.
 PUBLIC_PREFIXES = ("/health", "/docs", "/redoc")
@@ -73,11 +73,16 @@ class AuthMiddleware:
     - OPTIONS (CORS preflight) and public operations pass without a credential;
     - internal routes (``Route.internal``) accept only service credentials addressed to this
       service (a user credential → 403);
-    - every other route refuses service credentials (401): they are not user sessions."""
+    - every other route refuses service credentials (401): they are not user sessions;
+    - with ``require_tenant`` (production), a credential that names no tenant is a 401 rather
+      than a caller of the shared default tenant."""
 
-    def __init__(self, authenticator: Authenticates, routes: list[Route]) -> None:
+    def __init__(
+        self, authenticator: Authenticates, routes: list[Route], *, require_tenant: bool = False
+    ) -> None:
         self.authenticator = authenticator
         self.access = RouteAccess(routes)
+        self.require_tenant = require_tenant
 
     async def process_resource(
         self,
@@ -93,6 +98,8 @@ class AuthMiddleware:
             return
         token = bearer_token(req.get_header("Authorization"))
         identity = await self.authenticator.authenticate(token)
+        if self.require_tenant:
+            require_claimed_tenant(identity)
         if self.access.is_internal(template):
             if not identity.is_service:
                 raise Forbidden("This endpoint accepts service credentials only")

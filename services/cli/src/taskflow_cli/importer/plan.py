@@ -200,6 +200,18 @@ class _Planner:
                     email=self.options.user_emails.get(worker.handle),
                 )
             )
+        unbound = [
+            w.handle
+            for w in self.plan.workers
+            if w.type == "human" and w.user_id is None and w.email is None
+        ]
+        if unbound:
+            # A first SSO login claims an imported human only by a verified email recorded here.
+            self.plan.notes.append(
+                f"no SSO login can claim {', '.join(unbound)} (imported with neither an SSO "
+                "subject nor an email): bind each with --user @HANDLE=SUB, or record their "
+                "email with --email @HANDLE=EMAIL"
+            )
 
     def map_projects(self) -> None:
         for project in self.data.projects:
