@@ -47,6 +47,7 @@ def test_production_refuses_a_placeholder_or_short_service_secret(secret: str) -
 
 
 def test_production_accepts_a_long_random_service_secret_or_none() -> None:
-    Settings.from_env({"ENV": "production", "SERVICE_SECRET": "0123456789abcdef" * 2})
+    production = {"ENV": "production", "JWT_AUDIENCE": "taskflow-dashboard"}
+    Settings.from_env({**production, "SERVICE_SECRET": "0123456789abcdef" * 2})
     # Unset: each process makes a random one (fine for `serve all`; split services need one).
-    assert Settings.from_env({"ENV": "production"}).service_secret is None
+    assert Settings.from_env(production).service_secret is None
