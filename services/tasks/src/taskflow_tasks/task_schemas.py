@@ -174,17 +174,19 @@ class ProgressUpdateSchema(StrictSchema):
 
 
 class AssignUpdateSchema(StrictSchema):
+    """Body of ``PATCH /api/tasks/{id}/assign``. Unlike TaskCreate, 0 is an id like any other
+    (the reference answers 400 for it); ``null`` is the one way to unassign."""
+
     assignee_id = StrictInteger(
         required=True,
         allow_none=True,
         validate=validate.Range(min=0, max=2**63 - 1),
-        metadata={"description": "A project member's worker id; null (or 0) unassigns"},
+        metadata={
+            "description": "A project member's worker id. null unassigns the task. Any other "
+            "id, 0 included, must be a member of the project, else 400 "
+            '"Worker {id} is not a member of this project".'
+        },
     )
-
-    @post_load
-    def _zero_is_nobody(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["assignee_id"] = data["assignee_id"] or None
-        return data
 
 
 class RejectSchema(StrictSchema):
