@@ -47,18 +47,21 @@ async def spawn_next_occurrence(
     when_due: bool,
 ) -> int | None:
     """Create the occurrence after ``source`` (locked by the caller) and its audit events;
-    return its id, or None when the series is full (see ``wf.MAX_OCCURRENCES_MEANING``)."""
+    return its id, or None when the series is full (``wf.MAX_OCCURRENCES_MEANING``) or its next
+    occurrence would fall past the end of the calendar (``wf.SERIES_END_MEANING``)."""
     root_id = source["recurring_root_id"] or source["id"]
     size = await store_tasks.series_size(conn, root_id)
-    if not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size):
-        if when_due:
-            # Stop the scheduler from looking at this task again.
-            await store_tasks.mark_spawned(conn, source["id"], now)
-            await _source_event(conn, source, tenant_id, actor, now, spawned=None)
-        return None
     due = wf.next_due(
         source["recurrence_pattern"], due_date=source["due_date"], now=now, catch_up=when_due
     )
+    full = not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size)
+    if full or due is None:  # the series ends here (due is None: past the calendar's end)
+        if when_due:
+            # Stop the scheduler from looking at this task again.
+            await store_tasks.mark_spawned(conn, source["id"], now)
+            reason = "max_occurrences reached" if full else wf.SERIES_END_REASON
+            await _source_event(conn, source, tenant_id, actor, now, spawned=None, reason=reason)
+        return None
     new_id = await store_tasks.insert_plain(
         conn,
         {
@@ -124,12 +127,20 @@ async def spawn_next_occurrence(
 
 
 async def _source_event(
-    conn: Conn, source: Row, tenant_id: str, actor: Actor, now: datetime, spawned: int | None
+    conn: Conn,
+    source: Row,
+    tenant_id: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    spawned: int | None,
+    reason: str | None = None,
 ) -> None:
-    """The due-date spawner changed the source task itself (``has_spawned_next``)."""
+    """The due-date spawner changed the source task itself (``has_spawned_next``): it spawned
+    ``spawned``, or the series ended for ``reason``."""
     details: dict[str, Any] = {"has_spawned_next": {"before": False, "after": True}}
     if spawned is None:
-        details["reason"] = "max_occurrences reached"
+        details["reason"] = reason
     else:
         details["spawned_task_id"] = spawned
     await record_event(

@@ -26,8 +26,10 @@ from taskflow_core.schemas import (
 from .workflow import (
     MAX_OCCURRENCES_MEANING,
     PRIORITIES,
+    RECURRENCE_PATTERN_MEANING,
     RECURRENCE_PATTERNS,
     RECURRENCE_TRIGGERS,
+    SERIES_END_MEANING,
     STATUSES,
 )
 
@@ -67,6 +69,7 @@ def _optional_id(description: str) -> StrictInteger:
 
 
 _MAX_OCCURRENCES_DOC = {"description": MAX_OCCURRENCES_MEANING}
+_RECURRENCE_PATTERN_DOC = {"description": f"{RECURRENCE_PATTERN_MEANING} {SERIES_END_MEANING}"}
 
 
 class TaskCreateSchema(StrictSchema):
@@ -92,7 +95,10 @@ class TaskCreateSchema(StrictSchema):
     due_date = UTCDateTime(allow_none=True, load_default=None)
     is_recurring = StrictBoolean(load_default=False)
     recurrence_pattern = fields.String(
-        allow_none=True, validate=validate.OneOf(RECURRENCE_PATTERNS), load_default=None
+        allow_none=True,
+        validate=validate.OneOf(RECURRENCE_PATTERNS),
+        load_default=None,
+        metadata=_RECURRENCE_PATTERN_DOC,
     )
     max_occurrences = StrictInteger(
         allow_none=True,
@@ -142,7 +148,9 @@ class TaskUpdateSchema(StrictSchema):
     due_date = UTCDateTime(allow_none=True)
     is_recurring = StrictBoolean(allow_none=True)
     recurrence_pattern = fields.String(
-        allow_none=True, validate=validate.OneOf(RECURRENCE_PATTERNS)
+        allow_none=True,
+        validate=validate.OneOf(RECURRENCE_PATTERNS),
+        metadata=_RECURRENCE_PATTERN_DOC,
     )
     max_occurrences = StrictInteger(
         allow_none=True,
