@@ -6,9 +6,11 @@ request (trigger ``on_complete``/``both``) and by :class:`DueDateSpawner` (trigg
 ``has_spawned_next``, so a task spawns at most one successor whichever path gets there first.
 
 The due-date spawner is a background loop inside the tasks service. Each round claims due rows
-with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of replicas can run it
-at once: each row is handled by exactly one of them, and a replica that dies mid-round just
-releases its rows to the others.
+in small batches, each with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of
+replicas can run it at once: each row is handled by exactly one of them, and a replica that
+dies mid-round just releases its rows to the others. A round does bounded work and yields to
+the event loop between batches, and the next occurrence is computed arithmetically (one step
+however far behind the due date is), so the loop never holds the service's event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ log = structlog.get_logger("taskflow.scheduler")
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 
-BATCH_SIZE = 100
+# Bounded work: a round handles at most ROUND_LIMIT tasks, CLAIM_BATCH per transaction, so
+# row locks are held briefly and other requests run between transactions.
+ROUND_LIMIT = 100
+CLAIM_BATCH = 10
 
 
 async def spawn_next_occurrence(
@@ -202,28 +207,41 @@ async def _clone_subtasks(
     return len(new_ids) - 1
 
 
-async def spawn_due(pool: psycopg_pool.AsyncConnectionPool, now: datetime) -> int:
-    """One round: spawn the successor of every due recurring task this replica can claim.
-    Returns how many source tasks it handled."""
-    async with transaction(pool) as conn:
-        rows = await store_tasks.claim_due_recurring(conn, now, BATCH_SIZE)
-        for row in rows:
-            await spawn_next_occurrence(
-                conn,
-                row,
-                tenant_id=row["tenant_id"],
-                # The system acts on behalf of the task's creator, as the old job did.
-                actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
-                created_by_id=row["created_by_id"],
-                now=now,
-                when_due=True,
-            )
-    return len(rows)
+async def spawn_due(
+    pool: psycopg_pool.AsyncConnectionPool,
+    now: datetime,
+    *,
+    limit: int = ROUND_LIMIT,
+    batch: int = CLAIM_BATCH,
+) -> int:
+    """One round: spawn the successor of up to ``limit`` due recurring tasks this replica can
+    claim, ``batch`` per transaction, yielding to the event loop between transactions so
+    requests keep being served. Returns how many source tasks it handled."""
+    handled = 0
+    while handled < limit:
+        async with transaction(pool) as conn:
+            rows = await store_tasks.claim_due_recurring(conn, now, min(batch, limit - handled))
+            for row in rows:
+                await spawn_next_occurrence(
+                    conn,
+                    row,
+                    tenant_id=row["tenant_id"],
+                    # The system acts on behalf of the task's creator, as the old job did.
+                    actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
+                    created_by_id=row["created_by_id"],
+                    now=now,
+                    when_due=True,
+                )
+        handled += len(rows)
+        await asyncio.sleep(0)
+        if len(rows) < batch:
+            break
+    return handled
 
 
 class DueDateSpawner:
-    """The background loop: a round every ``settings.scheduler_interval`` seconds (sooner
-    while rounds come back full)."""
+    """The background loop: a round every ``settings.scheduler_interval`` seconds (the next
+    one at once while rounds come back full)."""
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> None:
         self.pool = pool
@@ -238,7 +256,7 @@ class DueDateSpawner:
                     log.info("recurring_spawned", count=handled)
             except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
                 log.warning("scheduler_db_unavailable", error=type(exc).__name__)
-            if handled < BATCH_SIZE:
+            if handled < ROUND_LIMIT:
                 await asyncio.sleep(self.settings.scheduler_interval)
 
     def background_work(self) -> BackgroundWork:
