@@ -79,6 +79,10 @@ def test_catch_up_spawns_one_future_occurrence_per_chain_while_health_answers(
     assert chains["ok"] and chains["chains"] == 201, chains["problems"]
     spawned = [e for e in outbox.new() if e["action"] == "spawned_recurring"]
     assert len(spawned) == 201
+    # The process reports how long its event loop was held (measured, not asserted here:
+    # bench/scheduler_stall.py reports it).
+    metrics = httpx.get(f"{tasks_url}/metrics", timeout=HANG).text
+    assert 'taskflow_event_loop_lag_seconds{service="tasks"}' in metrics
 
 
 def test_the_scheduler_ends_a_series_at_the_end_of_the_calendar(
