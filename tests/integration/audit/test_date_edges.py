@@ -5,15 +5,19 @@ naming the field), never a 500."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck, example, given, settings
 from taskflow_core.auth.service_tokens import ServiceCredentials
 from taskflow_core.config import Settings
 
-from .conftest import AuditStack, MakeUser
+from tests.unit.test_datetime_fields import EDGES, any_datetime
+
+from .conftest import AuditStack, MakeUser, User
 
 OUT_OF_RANGE = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"]
 
@@ -32,6 +36,41 @@ def test_search_dates_past_the_calendar_are_a_422_naming_the_parameter(
     body = resp.json()
     assert body["status_code"] == 422 and body["detail"][0]["loc"] == ["query", name]
     assert "9999-12-31" in body["error"]
+
+
+@pytest.fixture
+def alice(stack: AuditStack, make_user: MakeUser) -> User:
+    stack.start_audit()
+    stack.start_tasks()  # a valid search asks it which projects the caller may read
+    return make_user()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(since=any_datetime, until=any_datetime)
+@example(since=EDGES[0], until=EDGES[8])
+@example(since=EDGES[7], until=EDGES[1])
+def test_any_search_dates_answer_a_page_or_a_4xx(
+    alice: User, since: datetime, until: datetime
+) -> None:
+    resp = alice.audit.get(
+        "/api/audit", params={"since": since.isoformat(), "until": until.isoformat()}
+    )
+
+    def in_utc(moment: datetime) -> datetime | None:
+        try:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except OverflowError:
+            return None
+
+    since_utc, until_utc = in_utc(since), in_utc(until)
+    if since_utc is None or until_utc is None:
+        assert resp.status_code == 422, resp.text
+    elif until_utc <= since_utc:
+        assert resp.status_code == 400, resp.text  # "until must be after since"
+    else:
+        assert resp.status_code == 200, resp.text
 
 
 def test_an_event_dated_past_the_calendar_is_rejected_alone(

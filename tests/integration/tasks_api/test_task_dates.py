@@ -4,11 +4,14 @@ recurring series whose next occurrence would fall after 9999 ends instead of fai
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
 
 from tests.integration.tasks_api.conftest import MakeUser, Outbox, User
+from tests.unit.test_datetime_fields import EDGES, any_datetime
 
 
 def _series(user: User, pid: int) -> list[dict[str, Any]]:
@@ -87,3 +90,30 @@ def test_completing_a_recurring_task_at_the_end_of_the_calendar_ends_its_series(
     assert resp.json()["status"] == "completed" and resp.json()["spawn_count"] == 0
     assert [t["id"] for t in _series(alice, pid)] == [task["id"]]
     assert [e["action"] for e in outbox.new()] == ["status_changed"]
+
+
+@pytest.fixture
+def alice(make_user: MakeUser) -> User:
+    return make_user()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(moment=any_datetime)
+@example(moment=EDGES[0])
+@example(moment=EDGES[1])
+def test_any_due_date_is_stored_as_its_utc_instant_or_refused_with_a_422(
+    alice: User, moment: datetime
+) -> None:
+    text = moment.isoformat()
+    project = alice.default_project
+    resp = alice.post(f"/api/projects/{project}/tasks", {"title": "D", "due_date": text})
+    try:
+        instant = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        assert resp.status_code == 422, (text, resp.text)
+        assert resp.json()["detail"][0]["loc"] == ["body", "due_date"]
+        return
+    assert resp.status_code == 201, (text, resp.text)
+    assert datetime.fromisoformat(resp.json()["due_date"]) == instant
