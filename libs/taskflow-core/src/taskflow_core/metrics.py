@@ -6,6 +6,10 @@ the outbox backlog and the JWKS cache age are read when Prometheus scrapes. ``/m
 no token: it is reachable inside the deployment only, because the gateway never routes it.
 
 Each app has its own registry, so the three apps of the all-in-one dev process do not collide.
+
+The event loop's lag (how late a timer fires: time during which the process answered nothing)
+is measured by one probe per event loop, shared by the apps running on it, so ``taskflow serve
+all`` probes and warns once per stall, naming its services.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import asyncio
 import contextlib
 import inspect
 import time
+import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import falcon
 import falcon.asgi
@@ -29,7 +35,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from .routing import Operation, Route
@@ -74,6 +80,148 @@ class PoolCollector(Collector):
 
 MAX_CACHED_LABELS = 1000
 
+LAG_PROBE_INTERVAL = 0.02  # a stall longer than threshold + this is always seen
+LAG_WINDOW = 10.0  # seconds the worst-lag gauge looks back
+LAG_THRESHOLD = 0.05  # background work may hold the loop this long at most
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_WARNING_EVERY = 1.0  # seconds between two lag warnings (stalls in between are counted)
+
+
+class EventLoopLag:
+    """How late the event loop runs a timer: a probe sleeps ``interval`` and records by how
+    much it overslept. While the loop is held (a long computation, blocking I/O) nothing else
+    runs, /health included, so the lag is the time the process answered nobody.
+
+    One per event loop (:meth:`of_running_loop`): apps sharing a loop ``join`` it, the probe
+    runs while any of them is started, and a lag over ``threshold`` logs one warning naming
+    them all (at most one per ``warning_every`` s, with the stalls seen in between).
+    """
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EventLoopLag]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(
+        self,
+        *,
+        interval: float = LAG_PROBE_INTERVAL,
+        window: float = LAG_WINDOW,
+        threshold: float = LAG_THRESHOLD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.window = window
+        self.threshold = threshold
+        self.clock = clock
+        self.warning_every = LAG_WARNING_EVERY
+        self.services: list[str] = []
+        self.bucket_counts = [0] * (len(LAG_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+        self.count = 0
+        self._recent: deque[tuple[float, float]] = deque()  # (when, lag), lags decreasing
+        self._last_warning = float("-inf")
+        self._stalls_unreported = 0
+        self._probe: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of_running_loop(cls) -> EventLoopLag:
+        """The monitor of the running event loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        monitor = cls._by_loop.get(loop)
+        if monitor is None:
+            monitor = cls._by_loop[loop] = cls()
+        return monitor
+
+    def join(self, service: str) -> None:
+        """``service`` runs on this loop: probe (if not already) and name it in warnings."""
+        self.services.append(service)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._run(), name="event-loop-lag-probe")
+
+    async def leave(self, service: str) -> None:
+        """``service`` stopped; the probe stops with the last one."""
+        with contextlib.suppress(ValueError):
+            self.services.remove(service)
+        if not self.services and self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started, cpu_started = loop.time(), time.thread_time()
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, loop.time() - started - self.interval)
+            self.observe(lag, cpu=time.thread_time() - cpu_started)
+
+    def observe(self, lag: float, cpu: float | None = None) -> None:
+        """Record one probe's lag; ``cpu`` is the CPU time the loop's thread used meanwhile
+        (near the lag: code held the loop; near zero: the host did not run the process)."""
+        now = self.clock()
+        self.count += 1
+        self.total += lag
+        index = next((i for i, bound in enumerate(LAG_BUCKETS) if lag <= bound), -1)
+        self.bucket_counts[index] += 1
+        while self._recent and self._recent[-1][1] <= lag:
+            self._recent.pop()
+        self._recent.append((now, lag))
+        if lag > self.threshold:
+            self._stalls_unreported += 1
+            if now - self._last_warning >= self.warning_every:
+                log.warning(
+                    "event_loop_lag",
+                    lag_ms=round(lag * 1000, 1),
+                    cpu_ms=None if cpu is None else round(cpu * 1000, 1),
+                    threshold_ms=round(self.threshold * 1000),
+                    stalls=self._stalls_unreported,
+                    services=list(self.services),
+                    hint="every request of this process waited; cpu_ms near lag_ms: code held "
+                    "the event loop, near 0: the host did not schedule the process",
+                )
+                self._last_warning = now
+                self._stalls_unreported = 0
+
+    def worst(self) -> float:
+        """The largest lag seen in the last ``window`` seconds."""
+        horizon = self.clock() - self.window
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        return self._recent[0][1] if self._recent else 0.0
+
+
+class EventLoopLagCollector(Collector):
+    """The lag of the event loop the service runs on, read at scrape time."""
+
+    def __init__(self, service: str, source: Callable[[], EventLoopLag | None]) -> None:
+        self.service = service
+        self.source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        lag = self.source()
+        if lag is None:  # not started
+            return
+        worst = GaugeMetricFamily(
+            "taskflow_event_loop_lag_seconds",
+            f"Worst event-loop lag seen over the last {lag.window:.0f} s (a timer's delay: "
+            "time during which the process answered no request)",
+            labels=["service"],
+        )
+        worst.add_metric([self.service], lag.worst())
+        yield worst
+        probes = HistogramMetricFamily(
+            "taskflow_event_loop_lag_probe_seconds",
+            f"Event-loop lag of each probe (every {lag.interval * 1000:.0f} ms)",
+            labels=["service"],
+        )
+        cumulative, buckets = 0, []
+        for bound, hits in zip((*LAG_BUCKETS, float("inf")), lag.bucket_counts, strict=True):
+            cumulative += hits
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        probes.add_metric([self.service], buckets, lag.total)
+        yield probes
+
 
 class ServiceMetrics:
     """The metrics of one service app and the hooks that feed them."""
@@ -108,6 +256,8 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._sources: list[tuple[Gauge, GaugeSource]] = []
+        self.event_loop_lag: EventLoopLag | None = None  # set when the app starts
+        self.registry.register(EventLoopLagCollector(service, lambda: self.event_loop_lag))
 
     # hooks -----------------------------------------------------------------------------
     def watch_pool(self, pool: psycopg_pool.AsyncConnectionPool) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
-from taskflow_core.schemas import StrictInteger, StrictSchema
+from taskflow_core.schemas import StrictInteger, StrictSchema, UTCDateTime
 
 ACTOR_TYPES = ("human", "agent", "system")
 _NAME = r"^[a-z][a-z0-9_]*$"
@@ -68,8 +68,9 @@ class AuditEventSchema(StrictSchema):
     )
     actor_type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
     details = fields.Dict(keys=fields.String(), load_default=dict, validate=[_no_nul, _json_size])
-    # The reference stored naive UTC; a timestamp without an offset is read as UTC.
-    created_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    # The reference stored naive UTC; a timestamp without an offset is read as UTC, and one
+    # whose UTC instant is outside years 1..9999 is refused (UTCDateTime).
+    created_at = UTCDateTime(required=True)
 
 
 @dataclass(frozen=True)

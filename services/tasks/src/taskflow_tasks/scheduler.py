@@ -6,9 +6,11 @@ request (trigger ``on_complete``/``both``) and by :class:`DueDateSpawner` (trigg
 ``has_spawned_next``, so a task spawns at most one successor whichever path gets there first.
 
 The due-date spawner is a background loop inside the tasks service. Each round claims due rows
-with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of replicas can run it
-at once: each row is handled by exactly one of them, and a replica that dies mid-round just
-releases its rows to the others.
+in small batches, each with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of
+replicas can run it at once: each row is handled by exactly one of them, and a replica that
+dies mid-round just releases its rows to the others. A round does bounded work and yields to
+the event loop between batches, and the next occurrence is computed arithmetically (one step
+however far behind the due date is), so the loop never holds the service's event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ log = structlog.get_logger("taskflow.scheduler")
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 
-BATCH_SIZE = 100
+# Bounded work: a round handles at most ROUND_LIMIT tasks, CLAIM_BATCH per transaction, so
+# row locks are held briefly and other requests run between transactions.
+ROUND_LIMIT = 100
+CLAIM_BATCH = 10
 
 
 async def spawn_next_occurrence(
@@ -47,18 +52,21 @@ async def spawn_next_occurrence(
     when_due: bool,
 ) -> int | None:
     """Create the occurrence after ``source`` (locked by the caller) and its audit events;
-    return its id, or None when the series is full (see ``wf.MAX_OCCURRENCES_MEANING``)."""
+    return its id, or None when the series is full (``wf.MAX_OCCURRENCES_MEANING``) or its next
+    occurrence would fall past the end of the calendar (``wf.SERIES_END_MEANING``)."""
     root_id = source["recurring_root_id"] or source["id"]
     size = await store_tasks.series_size(conn, root_id)
-    if not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size):
-        if when_due:
-            # Stop the scheduler from looking at this task again.
-            await store_tasks.mark_spawned(conn, source["id"], now)
-            await _source_event(conn, source, tenant_id, actor, now, spawned=None)
-        return None
     due = wf.next_due(
         source["recurrence_pattern"], due_date=source["due_date"], now=now, catch_up=when_due
     )
+    full = not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size)
+    if full or due is None:  # the series ends here (due is None: past the calendar's end)
+        if when_due:
+            # Stop the scheduler from looking at this task again.
+            await store_tasks.mark_spawned(conn, source["id"], now)
+            reason = "max_occurrences reached" if full else wf.SERIES_END_REASON
+            await _source_event(conn, source, tenant_id, actor, now, spawned=None, reason=reason)
+        return None
     new_id = await store_tasks.insert_plain(
         conn,
         {
@@ -124,12 +132,20 @@ async def spawn_next_occurrence(
 
 
 async def _source_event(
-    conn: Conn, source: Row, tenant_id: str, actor: Actor, now: datetime, spawned: int | None
+    conn: Conn,
+    source: Row,
+    tenant_id: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    spawned: int | None,
+    reason: str | None = None,
 ) -> None:
-    """The due-date spawner changed the source task itself (``has_spawned_next``)."""
+    """The due-date spawner changed the source task itself (``has_spawned_next``): it spawned
+    ``spawned``, or the series ended for ``reason``."""
     details: dict[str, Any] = {"has_spawned_next": {"before": False, "after": True}}
     if spawned is None:
-        details["reason"] = "max_occurrences reached"
+        details["reason"] = reason
     else:
         details["spawned_task_id"] = spawned
     await record_event(
@@ -191,28 +207,41 @@ async def _clone_subtasks(
     return len(new_ids) - 1
 
 
-async def spawn_due(pool: psycopg_pool.AsyncConnectionPool, now: datetime) -> int:
-    """One round: spawn the successor of every due recurring task this replica can claim.
-    Returns how many source tasks it handled."""
-    async with transaction(pool) as conn:
-        rows = await store_tasks.claim_due_recurring(conn, now, BATCH_SIZE)
-        for row in rows:
-            await spawn_next_occurrence(
-                conn,
-                row,
-                tenant_id=row["tenant_id"],
-                # The system acts on behalf of the task's creator, as the old job did.
-                actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
-                created_by_id=row["created_by_id"],
-                now=now,
-                when_due=True,
-            )
-    return len(rows)
+async def spawn_due(
+    pool: psycopg_pool.AsyncConnectionPool,
+    now: datetime,
+    *,
+    limit: int = ROUND_LIMIT,
+    batch: int = CLAIM_BATCH,
+) -> int:
+    """One round: spawn the successor of up to ``limit`` due recurring tasks this replica can
+    claim, ``batch`` per transaction, yielding to the event loop between transactions so
+    requests keep being served. Returns how many source tasks it handled."""
+    handled = 0
+    while handled < limit:
+        async with transaction(pool) as conn:
+            rows = await store_tasks.claim_due_recurring(conn, now, min(batch, limit - handled))
+            for row in rows:
+                await spawn_next_occurrence(
+                    conn,
+                    row,
+                    tenant_id=row["tenant_id"],
+                    # The system acts on behalf of the task's creator, as the old job did.
+                    actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
+                    created_by_id=row["created_by_id"],
+                    now=now,
+                    when_due=True,
+                )
+        handled += len(rows)
+        await asyncio.sleep(0)
+        if len(rows) < batch:
+            break
+    return handled
 
 
 class DueDateSpawner:
-    """The background loop: a round every ``settings.scheduler_interval`` seconds (sooner
-    while rounds come back full)."""
+    """The background loop: a round every ``settings.scheduler_interval`` seconds (the next
+    one at once while rounds come back full)."""
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> None:
         self.pool = pool
@@ -227,7 +256,7 @@ class DueDateSpawner:
                     log.info("recurring_spawned", count=handled)
             except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
                 log.warning("scheduler_db_unavailable", error=type(exc).__name__)
-            if handled < BATCH_SIZE:
+            if handled < ROUND_LIMIT:
                 await asyncio.sleep(self.settings.scheduler_interval)
 
     def background_work(self) -> BackgroundWork:

@@ -26,8 +26,10 @@ from taskflow_core.schemas import (
 from .workflow import (
     MAX_OCCURRENCES_MEANING,
     PRIORITIES,
+    RECURRENCE_PATTERN_MEANING,
     RECURRENCE_PATTERNS,
     RECURRENCE_TRIGGERS,
+    SERIES_END_MEANING,
     STATUSES,
 )
 
@@ -67,6 +69,7 @@ def _optional_id(description: str) -> StrictInteger:
 
 
 _MAX_OCCURRENCES_DOC = {"description": MAX_OCCURRENCES_MEANING}
+_RECURRENCE_PATTERN_DOC = {"description": f"{RECURRENCE_PATTERN_MEANING} {SERIES_END_MEANING}"}
 
 
 class TaskCreateSchema(StrictSchema):
@@ -92,7 +95,10 @@ class TaskCreateSchema(StrictSchema):
     due_date = UTCDateTime(allow_none=True, load_default=None)
     is_recurring = StrictBoolean(load_default=False)
     recurrence_pattern = fields.String(
-        allow_none=True, validate=validate.OneOf(RECURRENCE_PATTERNS), load_default=None
+        allow_none=True,
+        validate=validate.OneOf(RECURRENCE_PATTERNS),
+        load_default=None,
+        metadata=_RECURRENCE_PATTERN_DOC,
     )
     max_occurrences = StrictInteger(
         allow_none=True,
@@ -142,7 +148,9 @@ class TaskUpdateSchema(StrictSchema):
     due_date = UTCDateTime(allow_none=True)
     is_recurring = StrictBoolean(allow_none=True)
     recurrence_pattern = fields.String(
-        allow_none=True, validate=validate.OneOf(RECURRENCE_PATTERNS)
+        allow_none=True,
+        validate=validate.OneOf(RECURRENCE_PATTERNS),
+        metadata=_RECURRENCE_PATTERN_DOC,
     )
     max_occurrences = StrictInteger(
         allow_none=True,
@@ -174,17 +182,19 @@ class ProgressUpdateSchema(StrictSchema):
 
 
 class AssignUpdateSchema(StrictSchema):
+    """Body of ``PATCH /api/tasks/{id}/assign``. Unlike TaskCreate, 0 is an id like any other
+    (the reference answers 400 for it); ``null`` is the one way to unassign."""
+
     assignee_id = StrictInteger(
         required=True,
         allow_none=True,
         validate=validate.Range(min=0, max=2**63 - 1),
-        metadata={"description": "A project member's worker id; null (or 0) unassigns"},
+        metadata={
+            "description": "A project member's worker id. null unassigns the task. Any other "
+            "id, 0 included, must be a member of the project, else 400 "
+            '"Worker {id} is not a member of this project".'
+        },
     )
-
-    @post_load
-    def _zero_is_nobody(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["assignee_id"] = data["assignee_id"] or None
-        return data
 
 
 class RejectSchema(StrictSchema):

@@ -117,11 +117,27 @@ class NotBlank(validate.Regexp):
         return value
 
 
+# The instants a UTC datetime can hold (Python's and the API's calendar: years 1 to 9999).
+DATETIME_RANGE = "0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z"
+DATETIME_OUT_OF_RANGE = f"Must be between {DATETIME_RANGE.replace(' .. ', ' and ')} in UTC."
+
+
 class UTCDateTime(fields.DateTime):
     """ISO-8601 with an offset, always in UTC (``2025-12-31T00:00:00+00:00``).
 
-    Naive inputs are taken as UTC (the old API sent naive UTC); aware inputs are converted.
+    Naive inputs are taken as UTC (the old API sent naive UTC); aware inputs are converted. An
+    input whose UTC instant falls outside years 1..9999 (``0001-01-01T00:00:00+01:00`` is in
+    year 0) is a validation error naming the field, not an OverflowError.
     """
+
+    default_error_messages = {"out_of_range": DATETIME_OUT_OF_RANGE}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = kwargs.pop("metadata", None) or {}
+        metadata.setdefault(
+            "description", f"ISO 8601; without an offset it is read as UTC; {DATETIME_RANGE}"
+        )
+        super().__init__(metadata=metadata, **kwargs)
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -134,4 +150,7 @@ class UTCDateTime(fields.DateTime):
         parsed: datetime = super()._deserialize(value, attr, data, **kwargs)
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise self.make_error("out_of_range") from exc
