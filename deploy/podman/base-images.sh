@@ -135,6 +135,7 @@ RUN $APT_INSTALL nginx >/dev/null && $APT_CLEAN \\
  && groupadd --system --gid 101 nginx \\
  && useradd --system --uid 101 --gid nginx --no-create-home --shell /usr/sbin/nologin nginx
 COPY nginx-reresolve.sh /usr/local/sbin/nginx
+RUN chmod 755 /usr/local/sbin/nginx
 STOPSIGNAL SIGQUIT
 EXPOSE 8080
 CMD [\"nginx\", \"-g\", \"daemon off;\"]"

@@ -52,6 +52,11 @@ say "migrations"
 compose up -d --no-deps migrate >/dev/null
 wait_completed migrate
 
+# The dev issuer's key, made once before any verifier starts: replicas starting together on an
+# empty volume would each make one (their temporary files are named by PID, 1 in every
+# container).
+compose run --rm --no-deps --entrypoint taskflow dev-token token --sub compose-up >/dev/null
+
 services=(auth-verifier tasks audit)
 say "${services[*]}"
 compose up -d --no-deps "${services[@]}" >/dev/null
