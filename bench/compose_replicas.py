@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import (
@@ -60,10 +62,11 @@ def sh(*command: str, timeout: float = 1200) -> str:
     return done.stdout
 
 
-def containers_of(service: str) -> list[str]:
+def containers_of(service: str, running_only: bool = False) -> list[str]:
     return sorted(
         sh(
-            "podman", "ps", "-a", "--filter", f"label=io.podman.compose.project={PROJECT}",
+            "podman", "ps", *([] if running_only else ["-a"]),
+            "--filter", f"label=io.podman.compose.project={PROJECT}",
             "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}}",
         ).split()
     )  # fmt: skip
@@ -151,6 +154,27 @@ def relay_figures() -> dict[str, int]:
     return {"relay_delivered": delivered, "audit_stored": stored, "audit_duplicates": duplicates}
 
 
+def wait_until_served(router: Router, token: str, timeout_s: float = 120.0) -> None:
+    """Every replica healthy is not yet every replica warm (first JWKS fetch, pools): the
+    load starts once the gateway answers an authenticated read."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(
+                router.url("/api/projects"),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise BenchError(f"no authenticated read served in {timeout_s:.0f} s: {last}")
+
+
 def run(args: argparse.Namespace) -> int:
     port = "8080"
     if not args.use_running:
@@ -158,13 +182,14 @@ def run(args: argparse.Namespace) -> int:
         sh("bash", str(PODMAN / "compose-up.sh"), OVERRIDE)
     try:
         for service in REPLICATED:
-            running = containers_of(service)
+            running = containers_of(service, running_only=True)
             if len(running) != 2:
                 raise BenchError(f"{service}: {len(running)} containers, expected 2: {running}")
         (postgres,) = containers_of("postgres")
         database_url = f"postgresql://taskflow:taskflow@{address_of(postgres)}:5432/taskflow"
         tokens = [(f"load-user-{u}", mint(f"load-user-{u}")) for u in range(USERS)]
         router = Router(f"http://127.0.0.1:{port}", {})
+        wait_until_served(router, tokens[0][1])
         ledger, elapsed, stopped = asyncio.run(drive_and_stop(router, tokens, args))
         log(f"{ledger.requests} requests in {elapsed:.1f}s; waiting for the relay to drain")
         backlog = wait_relay_drained(database_url)

@@ -41,7 +41,8 @@ export BUILDAH_FORMAT=docker
 
 say "building the TaskFlow images (deploy/docker/Dockerfile)"
 started=$SECONDS
-compose build >"$STATE_DIR/build.log" 2>&1 || { tail -n 40 "$STATE_DIR/build.log" >&2; exit 1; }
+# One build at a time: the images share their first stages, which a build then finds cached.
+compose --parallel 1 build >"$STATE_DIR/build.log" 2>&1 || { tail -n 40 "$STATE_DIR/build.log" >&2; exit 1; }
 say "images built in $((SECONDS - started)) s"
 
 say "postgres"

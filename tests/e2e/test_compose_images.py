@@ -56,3 +56,12 @@ def test_ci_uses_the_stand_in_postgres_image_the_script_builds() -> None:
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert f"TEST_POSTGRES_IMAGE={standin}" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_replicas_override_runs_two_of_each_service() -> None:
+    override = yaml.safe_load((ROOT / "deploy" / "docker" / "compose.replicas.yml").read_text())
+    compose = yaml.safe_load(COMPOSE.read_text())["services"]
+    for name in ("tasks", "audit", "auth-verifier"):
+        assert name in compose
+        # podman-compose reads `replicas` only with the mode said (Docker's default anyway).
+        assert override["services"][name]["deploy"] == {"mode": "replicated", "replicas": 2}
