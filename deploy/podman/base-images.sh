@@ -125,6 +125,10 @@ build_derived() {  # name, image, Containerfile text
 APT_INSTALL='apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends'
 APT_CLEAN='apt-get clean && rm -rf /var/lib/apt/lists/*'
 
+previous=()
+for image in "$STANDIN_PYTHON_IMAGE" "$STANDIN_UV_IMAGE" "$STANDIN_NGINX_IMAGE" "$STANDIN_POSTGRES_IMAGE"; do
+  previous+=("$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)")
+done
 build_python
 build_uv
 build_derived nginx "$STANDIN_NGINX_IMAGE" "
@@ -152,5 +156,10 @@ EXPOSE 5432
 ENTRYPOINT [\"/usr/local/bin/docker-entrypoint.sh\"]
 CMD [\"postgres\"]"
 
-# Earlier builds of these names, now untagged.
-podman image prune -f --filter "label=$LABEL" >/dev/null
+# Earlier builds of these names, if a rebuild left them untagged. (Not `podman image prune`
+# by label: images built FROM the stand-ins inherit the label, and their build cache with it.)
+for id in "${previous[@]}"; do
+  if [ -n "$id" ] && [ "$(podman image inspect --format '{{len .RepoTags}}' "$id" 2>/dev/null)" = 0 ]; then
+    podman rmi "$id" >/dev/null 2>&1 || true
+  fi
+done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs a container engine from Debian's packages (podman with runc, debootstrap for the
-# stand-in images, podman-compose) and the engine settings these machines need; does nothing
-# that is already in place. Run as root. See ../../../shared/CONTAINERS.md for why each setting.
+# Installs a container engine from Debian's packages (podman with runc, netavark, debootstrap
+# for the stand-in images) and the engine settings these machines need; does nothing that is
+# already in place. Run as root. podman-compose comes from PyPI (lib.sh), Debian's is too old.
 set -euo pipefail
 
 packages=()
@@ -14,6 +14,7 @@ command -v debootstrap >/dev/null || packages+=(debootstrap)
 [ -x /usr/lib/podman/netavark ] || packages+=(netavark)
 [ -x /usr/lib/podman/aardvark-dns ] || packages+=(aardvark-dns)
 command -v iptables >/dev/null || packages+=(iptables)
+command -v curl >/dev/null || packages+=(curl)  # compose-up.sh waits for the gateway with it
 if [ ${#packages[@]} -gt 0 ]; then
   echo "install.sh: apt-get install ${packages[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
