@@ -21,6 +21,7 @@ import secrets
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -376,8 +377,13 @@ def check_consistency(database_url: str, ledger: Ledger) -> dict[str, Any]:
 
 
 async def drive(
-    router: Router, tokens: list[tuple[str, str]], args: argparse.Namespace
+    router: Router,
+    tokens: list[tuple[str, str]],
+    args: argparse.Namespace,
+    during: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Ledger, float]:
+    """Set up, then the clients for ``args.duration``; ``during`` (bench/compose_replicas.py
+    stops replicas in it) runs alongside the clients, from their first request."""
     project_ids, seeded = await set_up(router, tokens)
     log(f"set up {len(project_ids)} projects, {len(seeded)} tasks; {args.clients} clients go")
     ledger = Ledger()
@@ -395,7 +401,8 @@ async def drive(
     started = time.monotonic()
     stop_at = started + args.duration
     async with httpx.AsyncClient(limits=limits, timeout=args.timeout) as http:
-        await asyncio.gather(*(client_loop(http, router, ledger, c, stop_at) for c in clients))
+        loops = [client_loop(http, router, ledger, c, stop_at) for c in clients]
+        await asyncio.gather(*loops, *([during()] if during else []))
     return ledger, time.monotonic() - started
 
 

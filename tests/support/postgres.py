@@ -4,10 +4,10 @@ cloned from a migrated template."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,19 +26,33 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{dbname}", parts.query, parts.fragment))
 
 
+# The image of the testcontainers PostgreSQL: the official one unless TEST_POSTGRES_IMAGE names
+# another (CI names the stand-in deploy/podman/base-images.sh builds where no registry answers).
+DEFAULT_POSTGRES_IMAGE = "postgres:16-alpine"
+log = logging.getLogger("taskflow.tests.postgres")
+# Which of the three sources this process's postgres_for_tests() took (for the test that
+# checks CI really exercised the one it asked for).
+chosen_source: str | None = None
+
+
 def docker_engine_answers() -> bool:
-    if shutil.which("docker") is None:
+    """Whether a Docker API answers where testcontainers will look: ``DOCKER_HOST`` (podman's
+    socket, say) or the default socket. Asked through the Docker SDK testcontainers uses, not
+    the ``docker`` command, which may be absent or point elsewhere."""
+    try:
+        import docker
+    except ImportError:
         return False
     try:
-        result = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        client = docker.from_env(timeout=5)
+    except Exception:  # DockerException: no socket, bad DOCKER_HOST
         return False
-    return result.returncode == 0
+    try:
+        return bool(client.ping())
+    except Exception:  # refused, timed out, not a Docker API
+        return False
+    finally:
+        client.close()
 
 
 def stop_postmaster(data_dir: Path, wait: float = 15.0) -> None:
@@ -77,17 +91,24 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[tuple[str, Any]]
 @contextmanager
 def postgres_for_tests() -> Iterator[str]:
     """The admin URL of the PostgreSQL this test run uses."""
+    global chosen_source
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
+        chosen_source = "TEST_DATABASE_URL"
         yield url
         return
     if docker_engine_answers():
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield container.get_connection_url()
+        image = os.environ.get("TEST_POSTGRES_IMAGE") or DEFAULT_POSTGRES_IMAGE
+        with PostgresContainer(image, driver=None) as container:
+            chosen_source = "testcontainers"
+            url = container.get_connection_url()
+            log.warning("test database: testcontainers PostgreSQL (%s) at %s", image, url)
+            yield url
         return
     with embedded_postgres() as (embedded_url, _server):
+        chosen_source = "embedded"
         yield embedded_url
 
 
