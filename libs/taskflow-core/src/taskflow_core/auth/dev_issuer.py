@@ -42,8 +42,9 @@ class DevIssuer:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written aside, then linked into place (fails if present): two processes starting at
         # once never read half a key, and both end up with the same one.
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Named at random, not by PID: containers sharing the data volume are all PID 1.
+        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump({"keys": [key.as_dict(private=True)]}, handle)
         try:
