@@ -244,14 +244,27 @@ class ServiceApp(falcon.asgi.App):
     max_body_bytes: int = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # type: ignore[override]
-        if (
-            scope["type"] == "http"
-            and self.max_body_bytes
-            and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}
-            and not any(name == b"content-length" for name, _ in scope.get("headers", ()))
-        ):
-            receive = await _buffer_unsized_body(scope, receive, self.max_body_bytes)
+        if scope["type"] == "http" and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}:
+            _lowercase_media_type(scope)
+            if self.max_body_bytes and not any(
+                name == b"content-length" for name, _ in scope.get("headers", ())
+            ):
+                receive = await _buffer_unsized_body(scope, receive, self.max_body_bytes)
         await super().__call__(scope, receive, send)
+
+
+def _lowercase_media_type(scope: dict[str, Any]) -> None:
+    """Media types are case-insensitive (RFC 9110 §8.3.1) but Falcon picks a body's handler
+    by exact name: ``Application/JSON`` is rewritten ``application/json`` (parameters kept)."""
+    headers = scope.get("headers") or ()
+    for index, (name, value) in enumerate(headers):
+        if name == b"content-type":
+            essence, separator, parameters = value.partition(b";")
+            if essence != essence.lower():
+                rewritten = list(headers)
+                rewritten[index] = (name, essence.lower() + separator + parameters)
+                scope["headers"] = rewritten
+            return
 
 
 def build_app(
