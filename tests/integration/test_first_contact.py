@@ -1,5 +1,6 @@
-"""What a newcomer meets first on a real `taskflow dev` stack (issue 17, item 4): a bad bearer,
-a body that is not JSON and malformed JSON get messages that say what is wrong."""
+"""What a newcomer meets first on a real `taskflow dev` stack (issue 17, items 3 and 4): the
+root and the docs say "TaskFlow API" and open with an introduction; a bad bearer, a body that
+is not JSON and malformed JSON get messages that say what is wrong."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ import pytest
 
 from tests.support.postgres import create_database, drop_database
 from tests.support.processes import free_port
+
+INTRO_HEADINGS = (
+    "## Getting a token",
+    "## Errors",
+    "## ETag and If-Match",
+    "## Idempotency-Key",
+    "## Audit follows writes",
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,29 @@ def dev(
             proc.kill()
             proc.wait(timeout=5)
         drop_database(pg_admin_url, database_url)
+
+
+# --- item 3: the name and the introduction ---------------------------------------------------
+
+
+def test_root_is_the_taskflow_api(dev: DevStack) -> None:
+    body = httpx.get(f"{dev.url}/").json()
+    assert body["name"] == "TaskFlow API"
+    assert body["docs"] == "/docs" and body["health"] == "/health"
+    assert body["chatkit"] == "/chatkit (not configured)"
+    assert body["version"]
+
+
+def test_docs_pages_and_document_open_with_the_introduction(dev: DevStack) -> None:
+    document = httpx.get(f"{dev.url}/openapi.json").json()
+    assert document["info"]["title"] == "TaskFlow API"
+    intro = document["info"]["description"]
+    for heading in INTRO_HEADINGS:
+        assert heading in intro, heading
+    assert "taskflow token --sub alice" in intro
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{dev.url}{page}").text
+        assert "<title>TaskFlow API</title>" in html, page
 
 
 # --- item 4: error texts ---------------------------------------------------------------------
