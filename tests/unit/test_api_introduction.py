@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 from taskflow_cli.stack import SERVICES, all_in_one
 from taskflow_core import __version__
 from taskflow_core.config import Settings
@@ -26,6 +28,16 @@ SECTIONS = (
     "Idempotency-Key",
     "Audit follows writes",
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def structlog_as_it_was() -> Iterator[None]:
+    """``create_app`` configures structlog anew, with a new processor list. A logger cached
+    with the old list (a lag warning logged earlier in this worker) would then escape a later
+    test's ``capture_logs`` (test_event_loop_lag failed so in a full run): put it back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def sections(markdown: str) -> list[str]:
