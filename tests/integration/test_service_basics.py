@@ -23,10 +23,15 @@ def test_health_ready_root_and_docs(name: str, start_service: StartService, db_u
     assert ready.json()["database"] == "connected"
     root = httpx.get(f"{svc.url}/").json()
     assert root["docs"] == "/docs"
+    # Each split service is a part of the one TaskFlow API, and says which part it is.
+    assert (root["name"], root["service"]) == ("TaskFlow API", name)
     spec = httpx.get(f"{svc.url}/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
+    assert (spec["info"]["title"], spec["info"]["x-service"]) == ("TaskFlow API", name)
+    assert "## Getting a token" in spec["info"]["description"]
     docs = httpx.get(f"{svc.url}/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assert "<title>TaskFlow API</title>" in docs.text
     assert httpx.get(f"{svc.url}/docs/static/swagger-ui-bundle.js").status_code == 200
     assert httpx.get(f"{svc.url}/redoc/static/redoc.standalone.js").status_code == 200
 

@@ -69,6 +69,7 @@ class TestIssuer:
     # Opaque access tokens the stub userinfo endpoint knows (token → claims).
     userinfo: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_key_checks: int = 0
+    userinfo_calls: int = 0
     extra_routes: dict[str, Callable[[dict[str, Any]], tuple[int, Any]]] = field(
         default_factory=dict
     )
@@ -224,6 +225,7 @@ class TestIssuer:
                     self._reply(200, issuer.jwks())
                     return
                 if path == "/api/auth/oauth2/userinfo":
+                    issuer.userinfo_calls += 1
                     auth = self.headers.get("Authorization") or ""
                     claims = issuer.userinfo.get(auth.removeprefix("Bearer ").strip())
                     if claims is None:

@@ -83,6 +83,22 @@ def test_missing_or_non_bearer_credential_is_401(client: falcon.testing.TestClie
     assert client.simulate_get("/api/me").json["error"] == "Not authenticated"
 
 
+def test_malformed_bearer_is_refused_without_asking_anyone(
+    client: falcon.testing.TestClient, issuer: TestIssuer
+) -> None:
+    # Opaque tokens go to the auth-verifier, which does not run here: an answer other than a
+    # 503 "Authentication service unavailable" shows nobody was asked.
+    cut = issuer.token("alice").split(".")[0]
+    for credential, message in (
+        ("<token>", "Invalid token: malformed"),
+        (cut, "Invalid JWT: malformed token"),
+    ):
+        result = client.simulate_get("/api/me", headers=bearer(credential))
+        assert_401(result)
+        assert result.json["error"].startswith(message), result.json
+        assert 'error="invalid_token"' in result.headers["WWW-Authenticate"]
+
+
 def test_identity_headers_from_clients_are_ignored(client: falcon.testing.TestClient) -> None:
     result = client.simulate_get("/api/me", headers={"X-User-Id": "mallory", "X-Actor-Type": "x"})
     assert_401(result)

@@ -14,7 +14,7 @@ from taskflow_auth_verifier.sso import (
     valid_api_key,
 )
 from taskflow_cli.devtoken import parse_duration
-from taskflow_core.auth.authenticator import CredentialKind, credential_kind
+from taskflow_core.auth.authenticator import CredentialKind, credential_kind, malformed_credential
 from taskflow_core.auth.identity import (
     NO_TENANT_CLAIM,
     Identity,
@@ -156,6 +156,36 @@ def test_credential_kind(token: str, kind: CredentialKind) -> None:
     assert credential_kind(token) is kind
 
 
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["opaque-token", "tf_abc123", JWT, "a.b", "abc+/~_-.=", "abc==", "0f" * 16],
+)
+def test_well_formed_credentials_are_left_to_their_verifier(token: str) -> None:
+    assert malformed_credential(token) is None
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("<token>", "Invalid token: malformed"),
+        ("$TOKEN", "Invalid token: malformed"),
+        ("abc def", "Invalid token: malformed"),
+        ('"eyJhbGciOiJSUzI1NiJ9.e30.c2ln"', "Invalid token: malformed"),
+        ("a=b", "Invalid token: malformed"),
+        ("tokén", "Invalid token: malformed"),
+        ("eyJhbGciOiJSUzI1NiJ9", "Invalid JWT: malformed token (3 dot-separated segments"),
+        ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIi", "Invalid JWT: malformed token (3 dot-separated"),
+        (JWT + ".", "Invalid JWT: malformed token (3 dot-separated segments expected, 4 given)"),
+    ],
+)
+def test_malformed_credentials_say_so(token: str, message: str) -> None:
+    reason = malformed_credential(token)
+    assert reason is not None and reason.startswith(message), reason
+
+
 def test_bearer_token() -> None:
     assert bearer_token("Bearer abc") == "abc"
     assert bearer_token("bearer   abc ") == "abc"
@@ -230,7 +260,13 @@ def test_sso_answers_become_verdicts() -> None:
     assert userinfo_verdict(200, {"sub": "u"}).identity is not None
     assert userinfo_verdict(200, {"email": "no-sub"}).identity is None
     assert userinfo_verdict(401, {}).error == "Token invalid or expired"
-    assert userinfo_verdict(403, {}).error == "Userinfo request failed: 403"
+    # Any other refusal means the same to the caller; the SSO's status is kept for operators.
+    assert userinfo_verdict(404, {}).error == (
+        "Token invalid or expired (the SSO's userinfo endpoint answered 404)"
+    )
+    assert userinfo_verdict(403, {}).error == (
+        "Token invalid or expired (the SSO's userinfo endpoint answered 403)"
+    )
     assert verdict_from_answer({"active": True, "identity": {"no": "sub"}}).identity is None
     assert verdict_from_answer({"active": False, "error": "Invalid API key"}).error == (
         "Invalid API key"

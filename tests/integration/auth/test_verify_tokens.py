@@ -4,6 +4,7 @@ tokens pass (with the identity headers) and which get a 401 in the error shape."
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -142,6 +143,20 @@ def test_garbage_credentials(verifier: ServiceProcess) -> None:
     for token in ("a.b.c", "x" * 20_000 + ".y.z", "....", "eyJhbGciOiJSUzI1NiJ9.e30."):
         response = nginx_subrequest(verifier, token)
         assert response.status_code == 401, (token[:40], response.text)
+
+
+def test_malformed_credentials_are_refused_without_asking_the_sso(
+    verifier: ServiceProcess, issuer: TestIssuer
+) -> None:
+    before = issuer.userinfo_calls
+    # The README's placeholder pasted as is, and a token cut off while copying it.
+    assert_unauthorized(nginx_subrequest(verifier, "<token>"), "Invalid token: malformed")
+    header = issuer.token(aud=AUDIENCE).split(".")[0]
+    assert_unauthorized(nginx_subrequest(verifier, header), "Invalid JWT: malformed token")
+    assert issuer.userinfo_calls == before
+    # A well-formed opaque token is the SSO's to judge.
+    assert_unauthorized(nginx_subrequest(verifier, uuid.uuid4().hex), "Token invalid or expired")
+    assert issuer.userinfo_calls == before + 1
 
 
 def test_only_a_preflight_passes_without_credential(verifier: ServiceProcess) -> None:

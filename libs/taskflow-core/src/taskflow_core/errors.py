@@ -6,6 +6,7 @@ MCP client read) plus the RFC 9457 members ``type``, ``title`` and ``status``.
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -113,6 +114,42 @@ def validation_error(messages: Any, location: str = "body") -> APIError:
     return APIError(422, f"Validation failed: {where}: {first['msg']}", detail=detail)
 
 
+JSON_MEDIA_TYPE = "application/json"
+_MAX_ECHOED_MEDIA_TYPE = 100
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a request body labelled ``content_type`` is read as JSON: ``application/json``
+    (any parameters), or no label at all, which the old API (FastAPI) also read as JSON."""
+    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    return essence in ("", JSON_MEDIA_TYPE)
+
+
+def unsupported_media_type(content_type: str | None) -> APIError:
+    """415 for a body that is not JSON, naming what was sent and what to send."""
+    sent = (content_type or "").split(";", 1)[0].strip()[:_MAX_ECHOED_MEDIA_TYPE]
+    return APIError(
+        415,
+        f"Unsupported Content-Type '{sent}': send the body as JSON, with "
+        f"Content-Type: {JSON_MEDIA_TYPE}",
+    )
+
+
+def malformed_json(exc: BaseException) -> APIError:
+    """422 for a body that does not parse as JSON, saying where (line, column; ``loc`` holds
+    the character offset, as FastAPI's ``json_invalid`` item does). ``exc``: the parser's
+    error, or Falcon's ``MediaMalformedError`` raised from it."""
+    cause = exc.__cause__ if isinstance(exc, falcon.MediaMalformedError) else exc
+    if isinstance(cause, json.JSONDecodeError):  # orjson's error subclasses it
+        message = f"Malformed JSON body at line {cause.lineno}, column {cause.colno}: {cause.msg}"
+        detail = [{"loc": ["body", cause.pos], "msg": cause.msg, "type": "json_invalid"}]
+        return APIError(422, message, detail=detail)
+    message = "Malformed JSON body"
+    return APIError(
+        422, message, detail=[{"loc": ["body"], "msg": message, "type": "json_invalid"}]
+    )
+
+
 def _write(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
     resp.status = status
     resp.media = body
@@ -142,6 +179,12 @@ async def _handle_http_error(
     ex: falcon.HTTPError,
     params: dict[str, Any],
 ) -> None:
+    if isinstance(ex, falcon.MediaMalformedError):
+        await _handle_api_error(req, resp, malformed_json(ex), params)
+        return
+    if isinstance(ex, falcon.HTTPUnsupportedMediaType):
+        await _handle_api_error(req, resp, unsupported_media_type(req.content_type), params)
+        return
     status = ex.status_code
     message = ex.title or HTTPStatus(status).phrase
     if isinstance(ex, falcon.HTTPRouteNotFound) or (status == 404 and ex.description is None):
@@ -150,8 +193,6 @@ async def _handle_http_error(
         message = "Method Not Allowed"
     elif ex.description:
         message = ex.description
-    if status == 400 and isinstance(ex, falcon.MediaMalformedError):
-        status, message = 422, "Malformed JSON body"
     _write(resp, status, error_body(status, message))
     for name, value in dict(ex.headers or {}).items():
         resp.set_header(name, value)

@@ -13,8 +13,99 @@ import falcon.asgi
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .errors import error_body
+from .auth.dev_issuer import DEV_TOKEN_LIFETIME
+from .errors import JSON_MEDIA_TYPE, error_body
 from .routing import Operation, Route, header_schema
+
+API_TITLE = "TaskFlow API"
+# What /docs and /redoc open with (OpenAPI ``info.description``, CommonMark). Every statement
+# here is a behaviour some test checks; change them together.
+API_INTRODUCTION = f"""\
+TaskFlow's projects, members, agents, tasks and their audit trail, for the web dashboard,
+the CLI, the MCP server and your own scripts. JSON in and out; timestamps in UTC with an offset.
+
+## Getting a token
+
+Every `/api` operation needs `Authorization: Bearer <token>` (in Swagger UI, `/docs`: the
+**Authorize** button; paste the token itself, without `Bearer` or angle brackets). A missing,
+malformed, expired or unknown token is a 401 with a `WWW-Authenticate: Bearer` header and a
+message saying which.
+
+- **Local stack** (`taskflow dev`): its start-up banner prints a token for the dev user
+  (`export TOKEN=…`, valid {DEV_TOKEN_LIFETIME // 3600} h). Mint more with
+  `taskflow token --sub alice` (`--email`, `--name`, `--tenant`, `--agent` for an agent,
+  `--expires 15m`) run from the stack's folder (the dev issuer's key is in its
+  `.taskflow-dev/`).
+- **Production**: a credential from the SSO (Better Auth). The dashboard sends the signed-in
+  user's **id_token** (a JWT, verified against the SSO's published keys); agents send a
+  **`tf_` API key** created at the SSO, which acts in an organisation its owner belongs to;
+  opaque OAuth access tokens are checked at the SSO's userinfo endpoint.
+
+## Errors
+
+Every error has one JSON shape: `error`, `detail` and `status_code`, which the existing
+clients read, plus RFC 9457's `type`, `title` and `status`:
+
+```json
+{{"error": "Task not found", "detail": "Task not found",
+ "status_code": 404, "type": "about:blank",
+ "title": "Not Found", "status": 404}}
+```
+
+- **422**: the request does not validate. `detail` lists every problem as
+  `{{"loc": ["body", "title"], "msg": "…", "type": "value_error"}}` (`loc` starts with `body`,
+  `query`, `path` or `header`) and `error` names the first. Unknown body fields are refused,
+  not ignored. Malformed JSON is a 422 whose `error` says where (line and column) and whose
+  `loc` holds the character offset.
+- **415**: a body that is not `{JSON_MEDIA_TYPE}`, such as a form (`curl -d` sends
+  `application/x-www-form-urlencoded` unless given `-H "Content-Type: {JSON_MEDIA_TYPE}"`).
+  A body without any `Content-Type` is read as JSON.
+- **401** (with `WWW-Authenticate`), **403** not allowed (for example not a member of the
+  project), **404** not found (also what another organisation's resources are), **409**
+  conflict, **412** stale `If-Match`, **413** body over the size limit, **429** over the rate
+  limit and **503** a dependency unavailable (both with `Retry-After`).
+
+Every response carries `X-Request-Id` (send your own to find your request in the logs).
+
+## ETag and If-Match
+
+A response carrying one project or task has an `ETag`. `If-Match` is optional: send the tag
+back in `If-Match` on the operations that list that header (updates, deletes, status,
+progress, assignment, approve, reject) and the change is made only if nobody changed the
+resource since; otherwise the answer is **412** with the current `ETag`, and nothing is
+written: fetch it again and retry. `*` matches any version and a `W/` prefix is ignored.
+Without `If-Match` the last write wins, as in the API this one replaces.
+
+## Idempotency-Key
+
+Optional, on the POSTs that list it (creating a project, member, agent, task or subtask;
+approve; reject). Pick a unique key per intended write, 1 to 255 printable ASCII characters (a
+UUID will do). The first request with a key runs, and its response is stored with its write.
+The same caller sending the same key with the same request (method, path, query and JSON
+body) within 24 h gets the stored response again (same status, body, `ETag` and `Location`)
+with the header `Idempotent-Replayed: true`, and nothing is written twice. The same key with
+a different request is a 422. A request that failed stored nothing, so retry it with the same
+key.
+
+## Audit follows writes
+
+Each write stores its audit event in the same transaction (an outbox), and a relay delivers
+it to the audit service in the background. `GET /api/tasks/{{task_id}}/audit` and
+`GET /api/projects/{{project_id}}/audit` therefore show a write a short moment after it was
+answered, not always at once: when you need the entry, poll briefly (the relay looks for new
+events at least every `OUTBOX_RELAY_INTERVAL` seconds, 1 by default). Writes never wait for
+the audit service; while it is down, events wait in the outbox and none is lost.
+"""
+
+
+def service_note(service: str, title: str) -> str:
+    """The introduction's last section for one split service's own document."""
+    return (
+        f"\n## This service\n\nThis document is **{title}**'s part of the API "
+        f"(`taskflow serve {service}`). The gateway, `taskflow serve all` and `taskflow dev` "
+        "serve the whole API, and its whole document, at one address.\n"
+    )
+
 
 _PARAM = re.compile(r"{(\w+)}")
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
@@ -39,6 +130,7 @@ _ERROR_TEXT = {
     409: "Conflict",
     412: "Precondition failed (stale If-Match)",
     413: "Request body too large",
+    415: f"The body is not {JSON_MEDIA_TYPE}",
     422: "Validation failed",
     429: "Too many requests",
     502: "Upstream failure",
@@ -51,14 +143,26 @@ def _schema_name(schema: Any) -> str:
     return cls.__name__.removesuffix("Schema")
 
 
-def build_spec(title: str, version: str, routes: list[Route], description: str = "") -> dict:
-    """The OpenAPI 3.1 document for ``routes`` (internal routes left out)."""
+def build_spec(
+    title: str,
+    version: str,
+    routes: list[Route],
+    description: str = API_INTRODUCTION,
+    *,
+    service: str | None = None,
+) -> dict:
+    """The OpenAPI 3.1 document for ``routes`` (internal routes left out), opening with
+    ``description`` (the API's introduction); ``service`` names the split service whose part
+    of the API this is (``info.x-service``)."""
+    info: dict[str, Any] = {"description": description}
+    if service is not None:
+        info["x-service"] = service
     spec = APISpec(
         title=title,
         version=version,
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
-        info={"description": description},
+        info=info,
     )
     spec.components.schema("Error", ERROR_SCHEMA)
     spec.components.security_scheme(
@@ -105,6 +209,8 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     else:
         responses[str(op.status)] = {"description": op.summary}
     codes = set(op.errors) | ({422} if op.request or op.query or path_params else set())
+    if op.request is not None:
+        codes.add(415)  # schemas.load_body: a body must be JSON
     if not op.public:
         codes |= {401}
     for code in sorted(codes):

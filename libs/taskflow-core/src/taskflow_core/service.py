@@ -25,7 +25,7 @@ from .db import DB_UNAVAILABLE, install_outage_handler, open_pool, ping
 from .errors import APIError, error_body, install_error_handlers
 from .logging import RequestContextMiddleware
 from .metrics import EventLoopLag, ServiceMetrics, install_metrics, outbox_backlog_from
-from .openapi import build_spec, mount_docs
+from .openapi import API_INTRODUCTION, API_TITLE, build_spec, mount_docs, service_note
 from .ratelimit import RateLimitMiddleware
 from .routing import Operation, Route
 
@@ -163,9 +163,22 @@ async def _supervised(work: BackgroundWork) -> None:
             await asyncio.sleep(1.0)
 
 
+# No chat service is part of this backend (reference-api.md §1.9).
+CHATKIT_STATUS = "/chatkit (not configured)"
+
+
 class RootResource:
-    def __init__(self, name: str, version: str) -> None:
-        self.body = {"name": name, "version": version, "docs": "/docs", "health": "/health"}
+    """``GET /``: the contract's body (reference-api.md §1.1), plus which service answered."""
+
+    def __init__(self, version: str, service: str) -> None:
+        self.body = {
+            "name": API_TITLE,
+            "version": version,
+            "docs": "/docs",
+            "health": "/health",
+            "chatkit": CHATKIT_STATUS,
+            "service": service,
+        }
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = self.body
@@ -216,20 +229,27 @@ class ReadyResource:
 
 HEALTH_TAG = "health"
 HEALTH_ROUTES_DOC = {
-    "/": Operation("GET", "Service information", HEALTH_TAG, public=True),
+    "/": Operation(
+        "GET",
+        "Service information",
+        HEALTH_TAG,
+        public=True,
+        description="The API's name and version, where its docs and health checks are, and "
+        "`service`: which of its services answered.",
+    ),
     "/health": Operation("GET", "Liveness", HEALTH_TAG, public=True),
     "/health/ready": Operation("GET", "Readiness", HEALTH_TAG, public=True, errors=(503,)),
 }
 
 
 def health_routes(
-    name: str,
+    service: str,
     version: str,
     pool: psycopg_pool.AsyncConnectionPool | None,
     checks: Sequence[ReadinessCheck] = (),
 ) -> list[Route]:
     resources: dict[str, object] = {
-        "/": RootResource(name, version),
+        "/": RootResource(version, service),
         "/health": HealthResource(version),
         "/health/ready": ReadyResource(pool, checks),
     }
@@ -244,14 +264,27 @@ class ServiceApp(falcon.asgi.App):
     max_body_bytes: int = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # type: ignore[override]
-        if (
-            scope["type"] == "http"
-            and self.max_body_bytes
-            and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}
-            and not any(name == b"content-length" for name, _ in scope.get("headers", ()))
-        ):
-            receive = await _buffer_unsized_body(scope, receive, self.max_body_bytes)
+        if scope["type"] == "http" and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}:
+            _lowercase_media_type(scope)
+            if self.max_body_bytes and not any(
+                name == b"content-length" for name, _ in scope.get("headers", ())
+            ):
+                receive = await _buffer_unsized_body(scope, receive, self.max_body_bytes)
         await super().__call__(scope, receive, send)
+
+
+def _lowercase_media_type(scope: dict[str, Any]) -> None:
+    """Media types are case-insensitive (RFC 9110 §8.3.1) but Falcon picks a body's handler
+    by exact name: ``Application/JSON`` is rewritten ``application/json`` (parameters kept)."""
+    headers = scope.get("headers") or ()
+    for index, (name, value) in enumerate(headers):
+        if name == b"content-type":
+            essence, separator, parameters = value.partition(b";")
+            if essence != essence.lower():
+                rewritten = list(headers)
+                rewritten[index] = (name, essence.lower() + separator + parameters)
+                scope["headers"] = rewritten
+            return
 
 
 def build_app(
@@ -268,6 +301,10 @@ def build_app(
 ) -> ServiceApp:
     """A Falcon ASGI app with the middleware, handlers, health and docs every service shares.
 
+    What clients see at ``/``, ``/docs``, ``/redoc`` and in ``/openapi.json`` is the one
+    "TaskFlow API" in every mode; ``service`` (GET /'s ``service``, ``info.x-service``) and
+    ``title`` (the introduction's "This service" section) say which part this process serves.
+
     ``authenticator`` installs :class:`AuthMiddleware` over this app's route table (public =
     operations marked ``public=True`` plus health and docs; ``Route.internal`` = service
     credentials only) and adds its key-cache facts to ``/health/ready``. ``middleware`` runs
@@ -275,7 +312,7 @@ def build_app(
     checks = list(readiness)
     if authenticator is not None:
         checks.append(authenticator.readiness)
-    all_routes = health_routes(title, version, lifecycle.pool, checks) + list(routes)
+    all_routes = health_routes(service, version, lifecycle.pool, checks) + list(routes)
     metrics, metrics_middleware, metrics_route = install_metrics(service, lifecycle.pool)
     all_routes.append(metrics_route)
     lifecycle.watch_event_loop(service, metrics)
@@ -321,7 +358,14 @@ def build_app(
             app.add_route(route.path, route.resource, suffix=route.suffix)
         else:
             app.add_route(route.path, route.resource)
-    mount_docs(app, title, build_spec(title, version, all_routes))
+    document = build_spec(
+        API_TITLE,
+        version,
+        all_routes,
+        API_INTRODUCTION + service_note(service, title),
+        service=service,
+    )
+    mount_docs(app, API_TITLE, document)
     app.routes = all_routes
     app.max_body_bytes = settings.max_body_bytes
     app.metrics = metrics

@@ -122,7 +122,9 @@ def api_key_verdict(key: dict[str, Any] | None, organizations: tuple[str, ...] |
 
 
 def userinfo_verdict(status: int, body: Any) -> Verdict:
-    """The SSO's userinfo answer as a verdict (as the old API: 401 → invalid or expired)."""
+    """The SSO's userinfo answer as a verdict: 401 → invalid or expired, as in the old API.
+    Any other refusal (the old API's "Userinfo request failed: <code>") means the same to the
+    caller, whose token it is: an SSO without that endpoint (404) knows no opaque token."""
     if status == 200 and isinstance(body, dict):
         try:
             return Verdict(identity_from_claims(body))
@@ -130,7 +132,7 @@ def userinfo_verdict(status: int, body: Any) -> Verdict:
             return Verdict(None, TOKEN_INVALID)
     if status == 401:
         return Verdict(None, TOKEN_INVALID)
-    return Verdict(None, f"Userinfo request failed: {status}")
+    return Verdict(None, f"{TOKEN_INVALID} (the SSO's userinfo endpoint answered {status})")
 
 
 class SsoCredentialChecker:
@@ -181,6 +183,8 @@ class SsoCredentialChecker:
                 self.cache.put(key, verdict, self.api_key_ttl)
             else:
                 verdict = await self._ask(self._userinfo, credential, userinfo_verdict)
+                if verdict.identity is None:
+                    log.info("opaque_token_refused", reason=verdict.error)
                 self.cache.put(key, verdict, self.opaque_ttl)
             future.set_result(verdict)
             return verdict

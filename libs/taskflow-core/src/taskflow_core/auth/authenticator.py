@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -19,9 +20,17 @@ from .introspection import Introspector, RemoteIntrospector
 from .jwks import CachePolicy, JWKSCache
 from .service_tokens import ServiceCredentials, ServiceTokenVerifier, is_service_token_header
 from .snapshot import KeySetSnapshotStore, LastGoodKeySet
-from .verifier import JWTVerifier, read_header
+from .verifier import JWTVerifier, invalid_jwt, read_header
 
 API_KEY_PREFIX = "tf_"
+# RFC 6750 §2.1 b64token: what any bearer credential (JWT, API key, opaque token) is made of.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# A compact JWS starts with its base64url header, and a JSON object's encoding starts so.
+_JWT_START = "eyJ"
+MALFORMED_TOKEN = (
+    "Invalid token: malformed (a bearer token has only letters, digits and -._~+/=;"
+    " send the token itself, without quotes or angle brackets)"
+)
 
 
 class CredentialKind(Enum):
@@ -37,6 +46,20 @@ def credential_kind(token: str) -> CredentialKind:
     if token.count(".") == 2:
         return CredentialKind.JWT
     return CredentialKind.OPAQUE
+
+
+def malformed_credential(token: str) -> str | None:
+    """Why ``token`` cannot be any credential at all (``None``: it may be one; its verifier
+    decides). Such a token is refused here, without asking the SSO about it."""
+    if not _B64TOKEN.fullmatch(token):
+        return MALFORMED_TOKEN
+    segments = token.count(".") + 1
+    if token.startswith(_JWT_START) and segments != 3:
+        # A JWT cut off, or run into something else, while it was copied.
+        return invalid_jwt(
+            f"malformed token (3 dot-separated segments expected, {segments} given)"
+        ).message
+    return None
 
 
 def dev_identity(settings: Settings) -> Identity:
@@ -106,6 +129,8 @@ class Authenticator:
         token = token.strip()
         if not token:
             raise Unauthorized("Not authenticated")
+        if self.dev is None and (malformed := malformed_credential(token)) is not None:
+            raise Unauthorized(malformed, error="invalid_token")
         kind = credential_kind(token)
         if kind is CredentialKind.JWT:
             header = read_header(token) if self.dev is None else _header_or_empty(token)

@@ -8,7 +8,7 @@ import falcon
 import falcon.asgi
 from marshmallow import Schema, ValidationError
 
-from ..errors import APIError, validation_error
+from ..errors import is_json_media_type, malformed_json, unsupported_media_type, validation_error
 
 MAX_ID = 2**63 - 1
 
@@ -16,12 +16,16 @@ MAX_ID = 2**63 - 1
 async def load_body(req: falcon.asgi.Request, schema: Schema) -> dict[str, Any]:
     """Parse the JSON body and load it through ``schema``.
 
-    A missing body, malformed JSON or a non-object body is a 422; field problems are a 422
+    A body labelled other than ``application/json`` (a form, text) is a 415; a missing body,
+    malformed JSON (saying where) or a non-object body is a 422; field problems are a 422
     listing every field (``detail``)."""
+    if not is_json_media_type(req.content_type):
+        # Falcon would parse a form into {"<the whole body>": ""}: an "unknown field" 422.
+        raise unsupported_media_type(req.content_type)
     try:
         media = await req.get_media(default_when_empty=None)
     except falcon.MediaMalformedError as exc:
-        raise APIError(422, "Malformed JSON body") from exc
+        raise malformed_json(exc) from exc
     if media is None:
         raise validation_error({"_schema": ["A JSON object body is required."]})
     if not isinstance(media, dict):
