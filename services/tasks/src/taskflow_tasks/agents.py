@@ -22,9 +22,9 @@ from .core_schemas import (
     WorkerReadSchema,
 )
 from .deps import TasksDeps
-from .outbox import record_event
+from .outbox.events import record_event
 from .provisioning import Caller
-from .safe_writes import idempotent_post
+from .writes.idempotency import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
 TAG = "agents"

@@ -22,10 +22,10 @@ from .core_schemas import (
     MemberSearchResultSchema,
 )
 from .deps import TasksDeps
-from .outbox import record_event
+from .outbox.events import record_event
 from .provisioning import Caller, create_placeholder_human
-from .safe_writes import idempotent_post
 from .workers import member_user_id, organization_members
+from .writes.idempotency import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
 TAG = "members"

@@ -22,9 +22,10 @@ from .core_schemas import (
     ProjectUpdateSchema,
 )
 from .deps import TasksDeps
-from .outbox import record_event
+from .outbox.events import record_event
 from .provisioning import Caller
-from .safe_writes import check_if_match, etag, idempotent_post
+from .writes.idempotency import idempotent_post
+from .writes.preconditions import check_if_match, etag
 
 TAG = "projects"
 PROJECT_EXAMPLE = {

@@ -28,7 +28,7 @@ from taskflow_core.db import transaction
 from taskflow_core.errors import Forbidden, Unauthorized
 
 from . import naming, store_projects, store_workers
-from .outbox import Actor, record_event
+from .outbox.events import Actor, record_event
 
 Conn = psycopg.AsyncConnection[Any]
 WorkerType = Literal["human", "agent"]

@@ -28,7 +28,7 @@ from taskflow_core.service import BackgroundWork
 
 from . import store_tasks
 from . import workflow as wf
-from .outbox import Actor, record_event
+from .outbox.events import Actor, record_event
 
 log = structlog.get_logger("taskflow.scheduler")
 

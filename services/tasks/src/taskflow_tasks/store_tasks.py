@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from .outbox import OutboxEvent
+from .outbox.events import OutboxEvent
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]

@@ -23,16 +23,14 @@ from taskflow_core.errors import (
 )
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
-from taskflow_core.service import BackgroundWork
 
 from . import store_tasks
 from . import workflow as wf
 from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from .deps import TasksDeps
-from .outbox import OutboxEvent, build_event
+from .outbox.events import OutboxEvent, build_event
 from .provisioning import Caller, identity_of
-from .safe_writes import IDEMPOTENCY_HEADER, check_if_match, etag, idempotent_post
-from .scheduler import due_date_spawner, spawn_next_occurrence
+from .scheduler import spawn_next_occurrence
 from .task_schemas import (
     ASSIGN_UPDATE,
     EXAMPLE_LIST_ITEM,
@@ -58,6 +56,8 @@ from .task_schemas import (
     task_list_item,
     task_read,
 )
+from .writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
+from .writes.preconditions import check_if_match, etag
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
@@ -1016,8 +1016,3 @@ def task_routes(deps: TasksDeps) -> list[Route]:
             ),
         ),
     ]
-
-
-def background_work(deps: TasksDeps) -> list[BackgroundWork]:
-    """The due-date spawner of recurring tasks."""
-    return [due_date_spawner(deps.pool, deps.settings)]

@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from taskflow_core.config import Settings
 from taskflow_tasks import naming, store_members, store_projects, store_workers
-from taskflow_tasks.outbox import Actor, ActorType, record_event
+from taskflow_tasks.outbox.events import Actor, ActorType, record_event
 from taskflow_tasks.provisioning import create_placeholder_human
 
 from .plan import (

@@ -27,15 +27,11 @@ event are written under that entity's row lock. Reads sort by the event's time a
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import psycopg
 import psycopg_pool
 import structlog
 from taskflow_core.auth import service_credentials_hook
@@ -44,6 +40,9 @@ from taskflow_core.db import DATABASE_OUTAGE_ERRORS, transaction
 from taskflow_core.http import create_http_client
 from taskflow_core.service import BackgroundWork
 
+from .rules import Acknowledgement, Backoff, read_acknowledgement
+from .store import backlog, claim_batch, hold_claim, mark_delivered, prune_delivered
+
 log = structlog.get_logger("taskflow.outbox")
 
 INGEST_PATH = "/internal/audit/events"
@@ -51,158 +50,8 @@ BATCH_SIZE = 100
 BACKLOG_LOG_INTERVAL = 10.0
 RETENTION = timedelta(days=7)
 PRUNE_INTERVAL = 600.0
-PRUNE_BATCH = 1000
-
-Conn = psycopg.AsyncConnection[Any]
 
 
-# -- the rules (pure) ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential delays between failed deliveries: ``base``, doubling, up to ``cap``."""
-
-    base: float
-    cap: float
-    jitter: float = 0.2
-
-    @classmethod
-    def for_interval(cls, interval: float) -> Backoff:
-        """Starts at the polling interval; capped at 30 intervals, and never above 30 s."""
-        base = max(0.05, interval)
-        return cls(base=base, cap=max(base, min(30.0, 30 * base)))
-
-    def delay(self, failures: int, rand: Callable[[], float] = random.random) -> float:
-        if failures <= 0:
-            return 0.0
-        raw = min(self.cap, self.base * 2 ** (failures - 1))
-        return raw * (1 - self.jitter + 2 * self.jitter * rand())
-
-
-def fit_batch(rows: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
-    """The longest prefix of ``rows`` whose payloads (``size`` bytes each) fit in ``max_bytes``,
-    and always at least the first row (an oversized one is dealt with on its own)."""
-    kept: list[dict[str, Any]] = []
-    total = 0
-    for row in rows:
-        if kept and total + int(row["size"]) > max_bytes:
-            break
-        kept.append(row)
-        total += int(row["size"])
-    return kept
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """The audit service's answer for a batch: event ids to mark delivered, and why some were
-    refused (a malformed event is never retried; it would block every event behind it)."""
-
-    delivered: list[int]
-    rejected: dict[int, str]
-    missing: list[int]
-
-
-def read_acknowledgement(batch: list[dict[str, Any]], body: Any) -> Acknowledgement:
-    """Match the answer's per-event results to the outbox rows of ``batch`` by event id."""
-    results = body.get("results") if isinstance(body, dict) else None
-    by_event: dict[str, dict[str, Any]] = {}
-    for result in results if isinstance(results, list) else []:
-        if isinstance(result, dict) and result.get("event_id") is not None:
-            by_event[str(result["event_id"])] = result
-    delivered: list[int] = []
-    rejected: dict[int, str] = {}
-    missing: list[int] = []
-    for row in batch:
-        result = by_event.get(str(row["event_id"]))
-        status = result.get("status") if result else None
-        if status in ("stored", "duplicate"):
-            delivered.append(row["id"])
-        elif status == "rejected" and result is not None:
-            reason = str(result.get("reason") or "no reason given")
-            rejected[row["id"]] = f"rejected by the audit service: {reason}"
-        else:
-            missing.append(row["id"])
-    return Acknowledgement(delivered, rejected, missing)
-
-
-# -- SQL ----------------------------------------------------------------------------------------
-async def claim_batch(
-    conn: Conn, limit: int, lease: timedelta, max_bytes: int = 2**62
-) -> list[dict[str, Any]]:
-    """The oldest pending events (at most ``limit``, about ``max_bytes`` of JSON), claimed for
-    ``lease``; [] when there are none or when another relay holds (or is claiming) older ones.
-    Call inside a transaction."""
-    cur = await conn.execute(
-        "SELECT id, event_id, payload, octet_length(payload::text) AS size FROM tasks.outbox"
-        " WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (limit,),
-    )
-    rows = await cur.fetchall()
-    if not rows:
-        return []
-    cur = await conn.execute(
-        "SELECT min(id) AS oldest,"
-        " bool_or(claimed_until >= now()) AS claimed_elsewhere"
-        " FROM tasks.outbox WHERE delivered_at IS NULL"
-    )
-    state = await cur.fetchone()
-    if state is None or state["claimed_elsewhere"] or state["oldest"] != rows[0]["id"]:
-        return []
-    rows = fit_batch(rows, max_bytes)
-    await conn.execute(
-        "UPDATE tasks.outbox SET claimed_until = now() + %s, attempts = attempts + 1"
-        " WHERE id = ANY(%s)",
-        (lease, [row["id"] for row in rows]),
-    )
-    return list(rows)
-
-
-async def mark_delivered(conn: Conn, ids: list[int], set_aside: dict[int, str]) -> None:
-    """Settle events: ``ids`` delivered; ``set_aside`` never deliverable, with the reason."""
-    if ids:
-        await conn.execute(
-            "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = NULL"
-            " WHERE id = ANY(%s) AND delivered_at IS NULL",
-            (ids,),
-        )
-    for outbox_id, reason in set_aside.items():
-        await conn.execute(
-            "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = %s"
-            " WHERE id = %s AND delivered_at IS NULL",
-            (reason[:2000], outbox_id),
-        )
-
-
-async def hold_claim(conn: Conn, ids: list[int], until: timedelta, error: str) -> None:
-    """Keep the batch claimed while backing off (so no replica hammers a failing service)."""
-    await conn.execute(
-        "UPDATE tasks.outbox SET claimed_until = now() + %s, last_error = %s"
-        " WHERE id = ANY(%s) AND delivered_at IS NULL",
-        (until, error[:2000], ids),
-    )
-
-
-async def backlog(conn: Conn) -> dict[str, Any]:
-    cur = await conn.execute(
-        "SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest_age"
-        " FROM tasks.outbox WHERE delivered_at IS NULL"
-    )
-    row = await cur.fetchone()
-    pending = int(row["pending"]) if row else 0
-    age = row["oldest_age"] if row else None
-    return {"backlog": pending, "oldest_age_s": None if age is None else round(float(age), 1)}
-
-
-async def prune_delivered(conn: Conn, older_than: timedelta) -> int:
-    cur = await conn.execute(
-        "DELETE FROM tasks.outbox WHERE id IN (SELECT id FROM tasks.outbox"
-        " WHERE delivered_at < now() - %s LIMIT %s)",
-        (older_than, PRUNE_BATCH),
-    )
-    return cur.rowcount
-
-
-# -- the loop ----------------------------------------------------------------------------------
 class DeliveryFailed(Exception):
     """The audit service did not acknowledge the batch (down, refused, or answered nonsense)."""
 

@@ -1,13 +1,4 @@
-"""Safe writes: ETag / If-Match (optimistic concurrency) and Idempotency-Key (POST replay).
-
-ETag: a strong tag from the entity kind, id and ``updated_at`` (microseconds), so it changes
-whenever the resource's own fields change. Counts shown beside them (member_count, task_count,
-subtask_count) are not part of it. If-Match compares weakly (a ``W/`` prefix is ignored) so a
-client may send back what it was given; ``*`` matches any existing resource; no If-Match keeps
-last-write-wins for old clients. Check it after locking the row (``FOR UPDATE``) in the write's
-transaction, so two writers with the same tag cannot both pass.
-
-Idempotency-Key (POST): the first request with a key runs and its response (status, body,
+"""Idempotency-Key (POST): the first request with a key runs and its response (status, body,
 ETag/Location) is stored in the same transaction as the write; a later request from the same
 caller with the same key and the same method, path, query and JSON body gets that response
 again (``Idempotent-Replayed: true``) and writes nothing; the same key with a different request
@@ -20,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import falcon
@@ -30,9 +21,9 @@ import psycopg
 from taskflow_core.errors import APIError, validation_error
 from taskflow_core.routing import document_header
 
-from . import store_idempotency
-from .deps import TasksDeps
-from .provisioning import Caller
+from ..deps import TasksDeps
+from ..provisioning import Caller
+from . import store
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -53,40 +44,7 @@ document_header(
         "(24 h); the same key with a different request is a 422.",
     },
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STORED_HEADERS = ("ETag", "Location")
-
-
-def etag(kind: str, entity_id: int, updated_at: datetime) -> str:
-    """A strong ETag, e.g. ``"project-7-1733000000123456"``."""
-    if updated_at.tzinfo is None:
-        updated_at = updated_at.replace(tzinfo=UTC)
-    micros = (updated_at - _EPOCH) // timedelta(microseconds=1)
-    return f'"{kind}-{entity_id}-{micros}"'
-
-
-def _opaque(tag: str) -> str:
-    tag = tag.strip()
-    return tag[2:] if tag.startswith("W/") else tag
-
-
-def if_match_satisfied(if_match: str | None, current: str) -> bool:
-    """Whether an ``If-Match`` header value lets a write on ``current`` proceed."""
-    if if_match is None or not if_match.strip():
-        return True
-    candidates = [part for part in if_match.split(",") if part.strip()]
-    return any(c.strip() == "*" or _opaque(c) == _opaque(current) for c in candidates)
-
-
-def check_if_match(req: falcon.asgi.Request, current: str) -> None:
-    """412 when the request's ``If-Match`` names a version other than ``current``."""
-    if not if_match_satisfied(req.get_header("If-Match"), current):
-        raise APIError(
-            412,
-            "Precondition failed: the resource was changed by someone else; "
-            "fetch it again and retry",
-            headers={"ETag": current},
-        )
 
 
 def request_hash(method: str, path: str, query: str, body: Any) -> str:
@@ -127,7 +85,7 @@ class IdempotentRequest:
     async def claim(self, conn: Conn, now: datetime) -> StoredResponse | None:
         """``None``: this request owns the key and must run (then :meth:`save`). Otherwise
         the first response to replay; 422 when the key was used for a different request."""
-        if await store_idempotency.claim(
+        if await store.claim(
             conn,
             caller_worker_id=self.caller_worker_id,
             key=self.key,
@@ -137,7 +95,7 @@ class IdempotentRequest:
             now=now,
         ):
             return None
-        row = await store_idempotency.stored(conn, self.caller_worker_id, self.key)
+        row = await store.stored(conn, self.caller_worker_id, self.key)
         if row is None or row["request_hash"] != self.fingerprint or row["status_code"] is None:
             raise APIError(
                 422,
@@ -152,7 +110,7 @@ class IdempotentRequest:
             name: value for name in _STORED_HEADERS if (value := resp.get_header(name)) is not None
         }
         status = resp.status_code
-        await store_idempotency.save_response(
+        await store.save_response(
             conn,
             self.caller_worker_id,
             self.key,
