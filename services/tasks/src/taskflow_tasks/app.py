@@ -18,16 +18,16 @@ from taskflow_core.logging import configure_logging
 from taskflow_core.service import Lifecycle, ServiceApp, build_app
 
 from . import SCHEMA, SERVICE
-from .agents import routes as agent_routes
+from .callers.provisioning import Provisioner
 from .deps import TasksDeps
 from .internal import internal_routes
-from .members import routes as member_routes
+from .members.resources import member_routes
 from .outbox.relay import outbox_backlog, relay_work
-from .projects import routes as project_routes
-from .provisioning import Provisioner
+from .projects.resources import project_routes
 from .scheduler import due_date_spawner
 from .tasks import task_routes
-from .workers import routes as worker_routes
+from .workers.agents import agent_routes
+from .workers.overview import overview_routes
 from .writes.purge import idempotency_purge
 
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             *project_routes(deps),
             *member_routes(deps),
             *agent_routes(deps),
-            *worker_routes(deps),
+            *overview_routes(deps),
             *task_routes(deps),
             *internal_routes(deps),
         ],

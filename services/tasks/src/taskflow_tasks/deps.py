@@ -14,7 +14,8 @@ import psycopg_pool
 from taskflow_core.config import Settings
 from taskflow_core.db import transaction
 
-from .provisioning import Caller, Provisioner, identity_of
+from .callers.caller import Caller, identity_of
+from .callers.provisioning import Provisioner
 
 Conn = psycopg.AsyncConnection[Any]
 

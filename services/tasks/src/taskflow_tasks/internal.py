@@ -33,8 +33,8 @@ from taskflow_core.errors import Forbidden, Unauthorized
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import QuerySchema, load_query, parse_id
 
+from .callers.caller import agent_key
 from .deps import TasksDeps
-from .provisioning import agent_key
 
 Access = Literal["owner", "member", "forbidden", "not_found"]
 Conn = psycopg.AsyncConnection[Any]

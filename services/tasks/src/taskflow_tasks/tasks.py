@@ -26,10 +26,10 @@ from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from . import store_tasks
 from . import workflow as wf
-from .access import NOT_A_MEMBER, PROJECT_NOT_FOUND
+from .callers.caller import Caller, identity_of
 from .deps import TasksDeps
 from .outbox.events import OutboxEvent, build_event
-from .provisioning import Caller, identity_of
+from .projects.access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from .scheduler import spawn_next_occurrence
 from .task_schemas import (
     ASSIGN_UPDATE,

@@ -22,9 +22,12 @@ from typing import Any, cast
 import psycopg
 from psycopg.rows import dict_row
 from taskflow_core.config import Settings
-from taskflow_tasks import naming, store_members, store_projects, store_workers
+from taskflow_tasks.callers import naming
+from taskflow_tasks.callers.provisioning import create_placeholder_human
+from taskflow_tasks.members import store as store_members
 from taskflow_tasks.outbox.events import Actor, ActorType, record_event
-from taskflow_tasks.provisioning import create_placeholder_human
+from taskflow_tasks.projects import store as store_projects
+from taskflow_tasks.workers import store as store_workers
 
 from .plan import (
     OWNER_KEY,

@@ -21,8 +21,8 @@ import psycopg
 from taskflow_core.errors import APIError, validation_error
 from taskflow_core.routing import document_header
 
+from ..callers.caller import Caller
 from ..deps import TasksDeps
-from ..provisioning import Caller
 from . import store
 
 Conn = psycopg.AsyncConnection[Any]

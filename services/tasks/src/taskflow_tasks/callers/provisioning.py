@@ -16,111 +16,33 @@ undone, events included, if the request fails, and is simply done again by the n
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
-import falcon.asgi
 import psycopg
 import psycopg_pool
 from taskflow_core.auth.identity import Identity
 from taskflow_core.config import Settings
 from taskflow_core.db import transaction
-from taskflow_core.errors import Forbidden, Unauthorized
 
-from . import naming, store_projects, store_workers
-from .outbox.events import Actor, record_event
+from ..outbox.events import Actor, record_event
+from ..projects import store as projects
+from ..workers import store as workers
+from . import naming
+from .caller import AgentKey, Caller, WorkerType, agent_key
 
 Conn = psycopg.AsyncConnection[Any]
-WorkerType = Literal["human", "agent"]
 
 DEFAULT_PROJECT_NAME = "Default"
 DEFAULT_PROJECT_DESCRIPTION = "Your personal task workspace"
 _MAX_INSERT_ATTEMPTS = 20
-TENANT_ID_MAX = 100
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The caller as a worker, in the tenant of this request."""
-
-    worker_id: int
-    handle: str
-    name: str
-    type: WorkerType
-    tenant_id: str
-    identity: Identity
-    default_project_id: int | None = None
-
-    @property
-    def sub(self) -> str:
-        return self.identity.sub
-
-    @property
-    def actor(self) -> Actor:
-        """The audit actor: this worker, its type, and the OAuth client of the request."""
-        return Actor(
-            worker_id=self.worker_id,
-            handle=self.handle,
-            actor_type=self.type,
-            client_id=self.identity.client_id,
-            client_name=self.identity.client_name,
-        )
-
-
-def identity_of(req: falcon.asgi.Request) -> Identity:
-    """The verified identity the auth middleware put on the request (401 without one)."""
-    identity = getattr(req.context, "identity", None)
-    if not isinstance(identity, Identity):
-        raise Unauthorized("Not authenticated")
-    if identity.is_service:
-        raise Forbidden("Service credentials cannot act as a worker")
-    if len(identity.tenant_id) > TENANT_ID_MAX:
-        # The tenant comes from a token claim; refuse it before it reaches a varchar(100).
-        raise Unauthorized(
-            f"Tenant id longer than {TENANT_ID_MAX} characters", error="invalid_token"
-        )
-    if identity.actor_type == "human" and identity.sub.startswith(store_workers.UNCLAIMED_PREFIX):
-        # That prefix marks imported humans nobody has claimed; a subject spelled like it
-        # would sign in as one of them.
-        raise Unauthorized("Subject reserved for imported workers", error="invalid_token")
-    return identity
-
-
-@dataclass(frozen=True)
-class AgentKey:
-    """What makes an agent caller one worker: its tenant, and either the ``tf_`` key's id or
-    the agent token's (sub, OAuth client)."""
-
-    tenant_id: str
-    api_key_id: str | None = None
-    sub: str | None = None
-    client_id: str | None = None
-
-    @property
-    def principal(self) -> str:
-        """A text naming this agent (advisory lock and cache key)."""
-        if self.api_key_id is not None:
-            return f"agent-key:{self.tenant_id}:{self.api_key_id}"
-        return f"agent-token:{self.tenant_id}:{self.sub}:{self.client_id or ''}"
-
-    @property
-    def label(self) -> str:
-        """The id its handle and default name derive from."""
-        return self.api_key_id or self.client_id or self.sub or "agent"
-
-
-def agent_key(identity: Identity) -> AgentKey:
-    """An API key's agent is the key's; an agent token's is its holder's, per OAuth client."""
-    if identity.api_key_id:
-        return AgentKey(identity.tenant_id, api_key_id=identity.api_key_id)
-    return AgentKey(identity.tenant_id, sub=identity.sub, client_id=identity.client_id)
 
 
 async def find_agent(conn: Conn, key: AgentKey) -> dict[str, Any] | None:
     if key.api_key_id is not None:
-        return await store_workers.find_api_key_agent(conn, key.tenant_id, key.api_key_id)
+        return await workers.find_api_key_agent(conn, key.tenant_id, key.api_key_id)
     assert key.sub is not None
-    return await store_workers.find_token_agent(conn, key.tenant_id, key.sub, key.client_id)
+    return await workers.find_token_agent(conn, key.tenant_id, key.sub, key.client_id)
 
 
 def _caller(row: dict[str, Any], identity: Identity) -> Caller:
@@ -139,7 +61,7 @@ async def _lookup(conn: Conn, identity: Identity) -> dict[str, Any] | None:
     """The provisioned worker row, or ``None`` when provisioning has work to do."""
     if identity.actor_type == "agent":
         return await find_agent(conn, agent_key(identity))
-    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    row = await workers.find_human_caller(conn, identity.sub, identity.tenant_id)
     if row is None or row["default_project_id"] is None:
         return None
     return row
@@ -148,9 +70,9 @@ async def _lookup(conn: Conn, identity: Identity) -> dict[str, Any] | None:
 async def _insert_with_free_handle(conn: Conn, base: str, **columns: Any) -> dict[str, Any]:
     """Insert a worker under ``base`` or its first free ``-N`` variant (retried on races)."""
     for _ in range(_MAX_INSERT_ATTEMPTS):
-        taken = await store_workers.taken_handles(conn, base)
+        taken = await workers.taken_handles(conn, base)
         handle = naming.first_free(base, taken, naming.HANDLE_MAX)
-        row = await store_workers.insert_worker(conn, handle=handle, **columns)
+        row = await workers.insert_worker(conn, handle=handle, **columns)
         if row is not None:
             return row
     raise RuntimeError(f"no free handle for {base}")
@@ -160,8 +82,8 @@ async def create_placeholder_human(
     conn: Conn, user_id: str, tenant_id: str, actor: Actor, settings: Settings
 ) -> dict[str, Any]:
     """The human worker of ``user_id``, created as a placeholder (audited) when absent."""
-    await store_workers.lock_provisioning(conn, user_id)
-    existing = await store_workers.find_human_by_user_id(conn, user_id)
+    await workers.lock_provisioning(conn, user_id)
+    existing = await workers.find_human_by_user_id(conn, user_id)
     if existing is not None:
         return existing
     now = settings.clock()
@@ -195,8 +117,8 @@ async def create_placeholder_human(
 
 
 async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
-    await store_workers.lock_provisioning(conn, identity.sub)
-    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    await workers.lock_provisioning(conn, identity.sub)
+    row = await workers.find_human_caller(conn, identity.sub, identity.tenant_id)
     now = settings.clock()
     tenant = identity.tenant_id
     if row is None:
@@ -259,13 +181,13 @@ async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dic
     email = naming.import_claim_email(identity.email, identity.claims.get("email_verified"))
     if email is None:
         return None
-    found = await store_workers.find_claimable_import(conn, identity.tenant_id, email)
+    found = await workers.find_claimable_import(conn, identity.tenant_id, email)
     if found is None:
         return None
-    worker = await store_workers.claim_import(conn, found["id"], identity.sub, email, now)
+    worker = await workers.claim_import(conn, found["id"], identity.sub, email, now)
     if worker is None:  # claimed by another login meanwhile
         return None
-    row = await store_workers.find_human_caller(conn, identity.sub, identity.tenant_id)
+    row = await workers.find_human_caller(conn, identity.sub, identity.tenant_id)
     assert row is not None
     await record_event(
         conn,
@@ -292,8 +214,8 @@ async def _insert_default_project(
 ) -> dict[str, Any]:
     base = naming.default_project_slug(identity.sub)
     for _ in range(_MAX_INSERT_ATTEMPTS):
-        taken = await store_projects.taken_slugs(conn, identity.tenant_id, base)
-        project = await store_projects.insert_project(
+        taken = await projects.taken_slugs(conn, identity.tenant_id, base)
+        project = await projects.insert_project(
             conn,
             tenant_id=identity.tenant_id,
             slug=naming.first_free(base, taken, 100),
@@ -311,7 +233,7 @@ async def _insert_default_project(
 
 async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -> dict[str, Any]:
     key = agent_key(identity)
-    await store_workers.lock_provisioning(conn, key.principal)
+    await workers.lock_provisioning(conn, key.principal)
     row = await find_agent(conn, key)
     if row is not None:
         return row

@@ -12,8 +12,14 @@ from taskflow_core.errors import BadRequest
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_id
 
-from . import access, core_rules, store_projects
-from .core_schemas import (
+from ..callers.caller import Caller
+from ..deps import TasksDeps
+from ..outbox.events import record_event
+from ..writes.changes import field_changes
+from ..writes.idempotency import idempotent_post
+from ..writes.preconditions import check_if_match, etag
+from . import access, rules, store
+from .schemas import (
     PROJECT_READ,
     ProjectCreateSchema,
     ProjectDeletedSchema,
@@ -21,11 +27,6 @@ from .core_schemas import (
     ProjectReadSchema,
     ProjectUpdateSchema,
 )
-from .deps import TasksDeps
-from .outbox.events import record_event
-from .provisioning import Caller
-from .writes.idempotency import idempotent_post
-from .writes.preconditions import check_if_match, etag
 
 TAG = "projects"
 PROJECT_EXAMPLE = {
@@ -68,7 +69,7 @@ class ProjectCollection:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         page = load_query(req, _page)
         async with self.deps.reading(req) as (conn, caller):
-            rows = await store_projects.list_for_member(
+            rows = await store.list_for_member(
                 conn, caller.worker_id, caller.tenant_id, page["limit"], page["offset"]
             )
         resp.media = PROJECT_READ.dump(rows, many=True)
@@ -77,7 +78,7 @@ class ProjectCollection:
         body = await load_body(req, _create)
 
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
-            project = await store_projects.insert_project(
+            project = await store.insert_project(
                 conn,
                 tenant_id=caller.tenant_id,
                 slug=body["slug"],
@@ -132,13 +133,13 @@ class ProjectItem:
         body = await load_body(req, _update)
         async with self.deps.writing(req) as (conn, caller):
             project = await access.project_for_owner(
-                conn, caller, pid, core_rules.PROJECT_UPDATE_OWNER_ONLY, lock=True
+                conn, caller, pid, rules.UPDATE_OWNER_ONLY, lock=True
             )
             check_if_match(req, project_etag(project))
-            changes = core_rules.field_changes(project, body, nullable=("description",))
+            changes = field_changes(project, body, nullable=("description",))
             if changes:
                 now = self.deps.settings.clock()
-                project = await store_projects.update_project(
+                project = await store.update_project(
                     conn, pid, {k: v["after"] for k, v in changes.items()}, now
                 )
                 await record_event(
@@ -161,12 +162,12 @@ class ProjectItem:
         force = load_query(req, _delete_query)["force"]
         async with self.deps.writing(req) as (conn, caller):
             project = await access.project_for_owner(
-                conn, caller, pid, core_rules.PROJECT_DELETE_OWNER_ONLY, lock=True
+                conn, caller, pid, rules.DELETE_OWNER_ONLY, lock=True
             )
             check_if_match(req, project_etag(project))
-            core_rules.check_project_deletable(project, force=force)
+            rules.check_project_deletable(project, force=force)
             now = self.deps.settings.clock()
-            removed = await store_projects.delete_tasks(conn, pid) if force else []
+            removed = await store.delete_tasks(conn, pid) if force else []
             # One event per removed task, pipelined: one round trip for all of them.
             async with conn.pipeline():
                 for task in removed:
@@ -186,7 +187,7 @@ class ProjectItem:
                         },
                         occurred_at=now,
                     )
-                await store_projects.soft_delete(conn, pid, now)
+                await store.soft_delete(conn, pid, now)
                 await record_event(
                     conn,
                     tenant_id=caller.tenant_id,
@@ -206,7 +207,7 @@ class ProjectItem:
         resp.media = {"ok": True, "deleted_tasks": len(removed)}
 
 
-def routes(deps: TasksDeps) -> list[Route]:
+def project_routes(deps: TasksDeps) -> list[Route]:
     return [
         Route(
             "/api/projects",

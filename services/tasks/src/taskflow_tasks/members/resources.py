@@ -13,19 +13,23 @@ from taskflow_core.errors import BadRequest, NotFound
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
-from . import access, core_rules, store_members, store_workers
-from .core_schemas import (
+from ..callers.caller import Caller
+from ..callers.provisioning import create_placeholder_human
+from ..deps import TasksDeps
+from ..outbox.events import record_event
+from ..projects import access
+from ..workers import store as workers
+from ..workers.organization import organization_members
+from ..workers.rules import member_user_id
+from ..writes.idempotency import idempotent_post
+from . import rules, store
+from .schemas import (
     MEMBER_READ,
     MemberCreateSchema,
     MemberReadSchema,
     MemberSearchQuerySchema,
     MemberSearchResultSchema,
 )
-from .deps import TasksDeps
-from .outbox.events import record_event
-from .provisioning import Caller, create_placeholder_human
-from .workers import member_user_id, organization_members
-from .writes.idempotency import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
 TAG = "members"
@@ -55,7 +59,7 @@ class MemberCollection:
         pid = parse_id(project_id, "project_id")
         async with self.deps.reading(req) as (conn, caller):
             await access.project_for_member(conn, caller, pid)
-            rows = await store_members.list_members(conn, pid)
+            rows = await store.list_members(conn, pid)
         resp.media = MEMBER_READ.dump(rows, many=True)
 
     async def on_post(
@@ -63,15 +67,13 @@ class MemberCollection:
     ) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _create)
-        kind, target = core_rules.member_target(body["user_id"], body["agent_id"])
+        kind, target = rules.member_target(body["user_id"], body["agent_id"])
 
         async def add(conn: Conn, caller: Caller, now: datetime) -> None:
-            await access.project_for_owner(
-                conn, caller, pid, core_rules.MEMBERS_ADD_OWNER_ONLY, lock=True
-            )
+            await access.project_for_owner(conn, caller, pid, rules.ADD_OWNER_ONLY, lock=True)
             worker: dict[str, Any]
             if kind == "agent":
-                found = await store_workers.get_worker(conn, int(target))
+                found = await workers.get_worker(conn, int(target))
                 # Another tenant's worker, human or agent, does not exist here.
                 if found is None or found["tenant_id"] != caller.tenant_id:
                     raise NotFound("Agent not found")
@@ -80,7 +82,7 @@ class MemberCollection:
                 worker = found
             else:
                 worker = await self._person_of_tenant(req, conn, caller, str(target))
-            member = await store_members.add_member(conn, pid, worker["id"], "member", now)
+            member = await store.add_member(conn, pid, worker["id"], "member", now)
             if member is None:
                 raise BadRequest("Already a member of this project")
             await record_event(
@@ -111,7 +113,7 @@ class MemberCollection:
         already, or listed by the SSO as a member of its organisation. Someone TaskFlow knows
         only from other tenants is "User not found" (their name and handle stay there); an id
         TaskFlow has never seen gets a placeholder that reveals nothing ("User <id>")."""
-        found = await store_workers.find_human_in_tenant(conn, user_id, caller.tenant_id)
+        found = await workers.find_human_in_tenant(conn, user_id, caller.tenant_id)
         if found is None:
             return await create_placeholder_human(
                 conn, user_id, caller.tenant_id, caller.actor, self.deps.settings
@@ -139,14 +141,12 @@ class MemberItem:
         pid = parse_id(project_id, "project_id")
         mid = parse_id(member_id, "member_id")
         async with self.deps.writing(req) as (conn, caller):
-            await access.project_for_owner(
-                conn, caller, pid, core_rules.MEMBERS_REMOVE_OWNER_ONLY, lock=True
-            )
-            member = await store_members.get_member(conn, pid, mid)
+            await access.project_for_owner(conn, caller, pid, rules.REMOVE_OWNER_ONLY, lock=True)
+            member = await store.get_member(conn, pid, mid)
             if member is None:
                 raise NotFound("Member not found in this project")
-            core_rules.check_member_removable(member)
-            await store_members.remove_member(conn, mid)
+            rules.check_member_removable(member)
+            await store.remove_member(conn, mid)
             await record_event(
                 conn,
                 tenant_id=caller.tenant_id,
@@ -174,7 +174,7 @@ class MemberSearch:
         async with self.deps.reading(req) as (conn, caller):
             if query["project_id"] is not None:
                 await access.project_for_member(conn, caller, query["project_id"])
-            rows = await store_members.search(
+            rows = await store.search(
                 conn,
                 tenant_id=caller.tenant_id,
                 query=query["q"],
@@ -188,7 +188,7 @@ class MemberSearch:
                     "name": row["name"],
                     "handle": row["handle"],
                     "type": row["type"],
-                    "description": core_rules.search_description(row["type"]),
+                    "description": rules.search_description(row["type"]),
                 }
                 for row in rows
             ],
@@ -196,7 +196,7 @@ class MemberSearch:
         }
 
 
-def routes(deps: TasksDeps) -> list[Route]:
+def member_routes(deps: TasksDeps) -> list[Route]:
     return [
         Route(
             "/api/members/search",

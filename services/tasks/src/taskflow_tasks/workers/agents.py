@@ -13,18 +13,19 @@ from taskflow_core.errors import BadRequest, Conflict, NotFound
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
-from . import core_rules, store_workers
-from .core_schemas import (
+from ..callers.caller import Caller
+from ..deps import TasksDeps
+from ..outbox.events import record_event
+from ..writes.changes import field_changes
+from ..writes.idempotency import idempotent_post
+from . import rules, store
+from .schemas import (
     WORKER_READ,
     AgentCreateSchema,
     AgentListQuerySchema,
     AgentUpdateSchema,
     WorkerReadSchema,
 )
-from .deps import TasksDeps
-from .outbox.events import record_event
-from .provisioning import Caller
-from .writes.idempotency import idempotent_post
 
 Conn = psycopg.AsyncConnection[Any]
 TAG = "agents"
@@ -62,16 +63,14 @@ class AgentCollection:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         page = load_query(req, _page)
         async with self.deps.reading(req) as (conn, caller):
-            rows = await store_workers.list_agents(
-                conn, caller.tenant_id, page["limit"], page["offset"]
-            )
+            rows = await store.list_agents(conn, caller.tenant_id, page["limit"], page["offset"])
         resp.media = WORKER_READ.dump(rows, many=True)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await load_body(req, _create)
 
         async def register(conn: Conn, caller: Caller, now: datetime) -> None:
-            agent = await store_workers.insert_worker(
+            agent = await store.insert_worker(
                 conn,
                 handle=body["handle"],
                 name=body["name"],
@@ -115,7 +114,7 @@ class AgentItem:
     ) -> None:
         aid = parse_id(agent_id, "agent_id")
         async with self.deps.reading(req) as (conn, caller):
-            agent = _agent_of_tenant(await store_workers.get_worker(conn, aid), caller)
+            agent = _agent_of_tenant(await store.get_worker(conn, aid), caller)
         resp.media = WORKER_READ.dump(agent)
 
     async def on_put(
@@ -124,11 +123,11 @@ class AgentItem:
         aid = parse_id(agent_id, "agent_id")
         body = await load_body(req, _update)
         async with self.deps.writing(req) as (conn, caller):
-            agent = _agent_of_tenant(await store_workers.get_worker(conn, aid, lock=True), caller)
-            changes = core_rules.field_changes(agent, body)
+            agent = _agent_of_tenant(await store.get_worker(conn, aid, lock=True), caller)
+            changes = field_changes(agent, body)
             if changes:
                 now = self.deps.settings.clock()
-                agent = await store_workers.update_agent(
+                agent = await store.update_agent(
                     conn, aid, {k: v["after"] for k, v in changes.items()}, now
                 )
                 await record_event(
@@ -150,12 +149,10 @@ class AgentItem:
         aid = parse_id(agent_id, "agent_id")
         try:
             async with self.deps.writing(req) as (conn, caller):
-                agent = _agent_of_tenant(
-                    await store_workers.get_worker(conn, aid, lock=True), caller
-                )
-                refs = await store_workers.agent_references(conn, aid)
-                core_rules.check_agent_deletable(refs["memberships"], refs["tasks"])
-                await store_workers.delete_agent(conn, aid)
+                agent = _agent_of_tenant(await store.get_worker(conn, aid, lock=True), caller)
+                refs = await store.agent_references(conn, aid)
+                rules.check_agent_deletable(refs["memberships"], refs["tasks"])
+                await store.delete_agent(conn, aid)
                 await record_event(
                     conn,
                     tenant_id=caller.tenant_id,
@@ -174,7 +171,7 @@ class AgentItem:
         resp.media = {"ok": True}
 
 
-def routes(deps: TasksDeps) -> list[Route]:
+def agent_routes(deps: TasksDeps) -> list[Route]:
     not_found = (404,)
     return [
         Route(

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from taskflow_core.errors import Forbidden, NotFound
 
-from . import store_projects
-from .provisioning import Caller
+from ..callers.caller import Caller
+from . import store
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
@@ -55,9 +55,7 @@ async def project_in_tenant(
     conn: Conn, caller: Caller, project_id: int, *, lock: bool = False
 ) -> Row:
     """The live project in the caller's tenant (404 otherwise), with ``caller_role``."""
-    row = await store_projects.get_with_role(
-        conn, project_id, caller.tenant_id, caller.worker_id, lock=lock
-    )
+    row = await store.get_with_role(conn, project_id, caller.tenant_id, caller.worker_id, lock=lock)
     return require_found(row)
 
 
