@@ -7,18 +7,18 @@ from taskflow_core.errors import APIError
 from taskflow_tasks.members import rules as member_rules
 from taskflow_tasks.projects import rules as project_rules
 from taskflow_tasks.workers import rules as worker_rules
-from taskflow_tasks.writes import changes
+from taskflow_tasks.writes import diff
 
 
 def test_field_changes_absent_unchanged_null_clears_only_nullable() -> None:
     current = {"name": "A", "description": "D"}
-    assert changes.field_changes(current, {}) == {}
-    assert changes.field_changes(current, {"name": None}) == {}
-    assert changes.field_changes(current, {"name": "A"}) == {}
-    assert changes.field_changes(current, {"description": None}, nullable=("description",)) == {
+    assert diff.field_changes(current, {}) == {}
+    assert diff.field_changes(current, {"name": None}) == {}
+    assert diff.field_changes(current, {"name": "A"}) == {}
+    assert diff.field_changes(current, {"description": None}, nullable=("description",)) == {
         "description": {"before": "D", "after": None}
     }
-    assert changes.field_changes(current, {"name": "B", "description": "D"}) == {
+    assert diff.field_changes(current, {"name": "B", "description": "D"}) == {
         "name": {"before": "A", "after": "B"}
     }
 

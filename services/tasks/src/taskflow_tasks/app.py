@@ -20,12 +20,12 @@ from taskflow_core.service import Lifecycle, ServiceApp, build_app
 from . import SCHEMA, SERVICE
 from .callers.provisioning import Provisioner
 from .deps import TasksDeps
-from .internal import internal_routes
+from .internal.resources import internal_routes
 from .members.resources import member_routes
 from .outbox.relay import outbox_backlog, relay_work
 from .projects.resources import project_routes
-from .scheduler import due_date_spawner
-from .tasks import task_routes
+from .recurrence.scheduler import due_date_spawner
+from .tasks.routes import task_routes
 from .workers.agents import agent_routes
 from .workers.overview import overview_routes
 from .writes.purge import idempotency_purge

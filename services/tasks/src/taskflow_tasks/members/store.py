@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from ..store_tasks import like_pattern
+from ..tasks.queries import like_pattern
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]

@@ -67,7 +67,7 @@ def build_event(
 ) -> OutboxEvent:
     """One audit event. ``details`` holds before/after values; the actor's client id/name are
     merged in. ``entity_id`` may be ``None`` when the statement that creates the entity fills
-    it in (see ``store_tasks.create_checked``)."""
+    it in (see ``tasks.store.create_checked``)."""
     event_id = event_id or uuid.uuid4()
     merged = dict(details)
     if actor.client_id:

@@ -15,7 +15,7 @@ from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_
 from ..callers.caller import Caller
 from ..deps import TasksDeps
 from ..outbox.events import record_event
-from ..writes.changes import field_changes
+from ..writes.diff import field_changes
 from ..writes.idempotency import idempotent_post
 from ..writes.preconditions import check_if_match, etag
 from . import access, rules, store

@@ -16,7 +16,7 @@ from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 from ..callers.caller import Caller
 from ..deps import TasksDeps
 from ..outbox.events import record_event
-from ..writes.changes import field_changes
+from ..writes.diff import field_changes
 from ..writes.idempotency import idempotent_post
 from . import rules, store
 from .schemas import (

@@ -1,44 +1,23 @@
-"""Recurring tasks: spawning the next occurrence (on completion, and when due).
+"""Spawning the next occurrence of a recurring task, with its audit events.
 
 :func:`spawn_next_occurrence` is the one way an occurrence is made, used by the completing
-request (trigger ``on_complete``/``both``) and by :class:`DueDateSpawner` (trigger
+request (trigger ``on_complete``/``both``) and by the due-date scheduler (trigger
 ``on_due_date``/``both``). Both run with the source task locked (``FOR UPDATE``) and set its
 ``has_spawned_next``, so a task spawns at most one successor whichever path gets there first.
-
-The due-date spawner is a background loop inside the tasks service. Each round claims due rows
-in small batches, each with ``FOR UPDATE SKIP LOCKED`` in its own transaction, so any number of
-replicas can run it at once: each row is handled by exactly one of them, and a replica that
-dies mid-round just releases its rows to the others. A round does bounded work and yields to
-the event loop between batches, and the next occurrence is computed arithmetically (one step
-however far behind the due date is), so the loop never holds the service's event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 import psycopg
-import psycopg_pool
-import structlog
-from taskflow_core.config import Settings
-from taskflow_core.db import transaction
-from taskflow_core.service import BackgroundWork
 
-from . import store_tasks
-from . import workflow as wf
-from .outbox.events import Actor, record_event
-
-log = structlog.get_logger("taskflow.scheduler")
+from ..outbox.events import Actor, record_event
+from . import rules, store
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
-
-# Bounded work: a round handles at most ROUND_LIMIT tasks, CLAIM_BATCH per transaction, so
-# row locks are held briefly and other requests run between transactions.
-ROUND_LIMIT = 100
-CLAIM_BATCH = 10
 
 
 async def spawn_next_occurrence(
@@ -52,22 +31,23 @@ async def spawn_next_occurrence(
     when_due: bool,
 ) -> int | None:
     """Create the occurrence after ``source`` (locked by the caller) and its audit events;
-    return its id, or None when the series is full (``wf.MAX_OCCURRENCES_MEANING``) or its next
-    occurrence would fall past the end of the calendar (``wf.SERIES_END_MEANING``)."""
+    return its id, or None when the series is full (``rules.MAX_OCCURRENCES_MEANING``) or its next
+    occurrence would fall past the end of the calendar (``rules.SERIES_END_MEANING``)."""
     root_id = source["recurring_root_id"] or source["id"]
-    size = await store_tasks.series_size(conn, root_id)
-    due = wf.next_due(
+    size = await store.series_size(conn, root_id)
+    due = rules.next_due(
         source["recurrence_pattern"], due_date=source["due_date"], now=now, catch_up=when_due
     )
-    full = not wf.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size)
+    room = rules.series_has_room(max_occurrences=source["max_occurrences"], tasks_in_series=size)
+    full = not room
     if full or due is None:  # the series ends here (due is None: past the calendar's end)
         if when_due:
             # Stop the scheduler from looking at this task again.
-            await store_tasks.mark_spawned(conn, source["id"], now)
-            reason = "max_occurrences reached" if full else wf.SERIES_END_REASON
+            await store.mark_spawned(conn, source["id"], now)
+            reason = "max_occurrences reached" if full else rules.SERIES_END_REASON
             await _source_event(conn, source, tenant_id, actor, now, spawned=None, reason=reason)
         return None
-    new_id = await store_tasks.insert_plain(
+    new_id = await store.insert_plain(
         conn,
         {
             "project_id": source["project_id"],
@@ -100,7 +80,7 @@ async def spawn_next_occurrence(
             created_by_id=created_by_id,
             now=now,
         )
-    await store_tasks.mark_spawned(conn, source["id"], now)
+    await store.mark_spawned(conn, source["id"], now)
     details: dict[str, Any] = {
         "title": source["title"],
         "recurring_root": root_id,
@@ -174,9 +154,9 @@ async def _clone_subtasks(
     """Copy the whole subtree under ``source_id`` beneath ``new_parent_id``: pending, 0%,
     never recurring; one ``cloned_subtask`` event per clone."""
     new_ids = {source_id: new_parent_id}
-    for row in await store_tasks.subtree_below(conn, source_id):
+    for row in await store.subtree_below(conn, source_id):
         parent = new_ids[row["parent_task_id"]]
-        clone_id = await store_tasks.insert_plain(
+        clone_id = await store.insert_plain(
             conn,
             {
                 "project_id": row["project_id"],
@@ -205,64 +185,3 @@ async def _clone_subtasks(
             occurred_at=now,
         )
     return len(new_ids) - 1
-
-
-async def spawn_due(
-    pool: psycopg_pool.AsyncConnectionPool,
-    now: datetime,
-    *,
-    limit: int = ROUND_LIMIT,
-    batch: int = CLAIM_BATCH,
-) -> int:
-    """One round: spawn the successor of up to ``limit`` due recurring tasks this replica can
-    claim, ``batch`` per transaction, yielding to the event loop between transactions so
-    requests keep being served. Returns how many source tasks it handled."""
-    handled = 0
-    while handled < limit:
-        async with transaction(pool) as conn:
-            rows = await store_tasks.claim_due_recurring(conn, now, min(batch, limit - handled))
-            for row in rows:
-                await spawn_next_occurrence(
-                    conn,
-                    row,
-                    tenant_id=row["tenant_id"],
-                    # The system acts on behalf of the task's creator, as the old job did.
-                    actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
-                    created_by_id=row["created_by_id"],
-                    now=now,
-                    when_due=True,
-                )
-        handled += len(rows)
-        await asyncio.sleep(0)
-        if len(rows) < batch:
-            break
-    return handled
-
-
-class DueDateSpawner:
-    """The background loop: a round every ``settings.scheduler_interval`` seconds (the next
-    one at once while rounds come back full)."""
-
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> None:
-        self.pool = pool
-        self.settings = settings
-
-    async def run(self) -> None:
-        while True:
-            handled = 0
-            try:
-                handled = await spawn_due(self.pool, self.settings.clock())
-                if handled:
-                    log.info("recurring_spawned", count=handled)
-            except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-                log.warning("scheduler_db_unavailable", error=type(exc).__name__)
-            if handled < ROUND_LIMIT:
-                await asyncio.sleep(self.settings.scheduler_interval)
-
-    def background_work(self) -> BackgroundWork:
-        return BackgroundWork("recurring-due-date-spawner", self.run)
-
-
-def due_date_spawner(pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> BackgroundWork:
-    """The ``BackgroundWork`` to add to the tasks service's lifecycle."""
-    return DueDateSpawner(pool, settings).background_work()

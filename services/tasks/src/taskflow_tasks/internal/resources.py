@@ -12,7 +12,7 @@ Each takes the caller as the audit service saw its verified identity (``<caller>
 - ``GET /internal/tasks/readable-projects?<caller>`` → ``{"project_ids": [...]}``: every
   project of the tenant the caller owns or belongs to, deleted ones included.
 
-The caller's worker is found as provisioning finds it (``provisioning.agent_key``): a human by
+The caller's worker is found as provisioning finds it (``callers.caller.agent_key``): a human by
 ``sub``; an agent in ``tenant_id``, by ``api_key_id`` for a ``tf_`` key, else by
 (``sub``, ``client_id``).
 
@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import falcon
 import falcon.asgi
-import psycopg
 import psycopg_pool
 from marshmallow import Schema, fields, validate
 from taskflow_core.auth.identity import Identity
@@ -33,11 +32,10 @@ from taskflow_core.errors import Forbidden, Unauthorized
 from taskflow_core.routing import Operation, Route
 from taskflow_core.schemas import QuerySchema, load_query, parse_id
 
-from .callers.caller import agent_key
-from .deps import TasksDeps
+from ..deps import TasksDeps
+from .store import project_with_caller, readable_project_ids, task_project
 
 Access = Literal["owner", "member", "forbidden", "not_found"]
-Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 TAG = "internal"
 # Only the audit service asks these questions.
@@ -60,84 +58,6 @@ def decide_access(project: Row | None, tenant_id: str) -> Access:
     if caller is not None and project.get("caller_role") is not None:
         return "member"
     return "forbidden"
-
-
-# -- SQL ----------------------------------------------------------------------------------------
-# The caller's worker as provisioning finds it: a human by SSO sub; an agent in its tenant by
-# its API key id, or by the (sub, OAuth client) of its token.
-_CALLER_WORKER = """
-    SELECT id FROM tasks.workers
-    WHERE CASE WHEN NOT %(agent)s THEN user_id = %(sub)s AND type = 'human'
-               WHEN %(api_key_id)s::text IS NOT NULL
-                    THEN type = 'agent' AND tenant_id = %(agent_tenant)s
-                         AND api_key_id = %(api_key_id)s::text
-               ELSE type = 'agent' AND tenant_id = %(agent_tenant)s
-                    AND agent_sub = %(sub)s
-                    AND agent_client_id IS NOT DISTINCT FROM %(client_id)s::text END
-"""
-
-
-def _caller_params(query: dict[str, Any]) -> dict[str, Any]:
-    key = agent_key(
-        Identity(
-            sub=query["sub"],
-            tenant_id=query["tenant_id"],
-            actor_type="agent",
-            client_id=query.get("client_id"),
-            api_key_id=query.get("api_key_id"),
-        )
-    )
-    return {
-        "agent": query["actor_type"] == "agent",
-        "sub": query["sub"],
-        "agent_tenant": key.tenant_id,
-        "api_key_id": key.api_key_id,
-        "client_id": key.client_id,
-    }
-
-
-async def project_with_caller(conn: Conn, project_id: int, query: dict[str, Any]) -> Row | None:
-    cur = await conn.execute(
-        f"""
-        WITH caller AS ({_CALLER_WORKER})
-        SELECT p.id, p.tenant_id, p.owner_worker_id, p.deleted_at,
-               (SELECT id FROM caller LIMIT 1) AS caller_worker_id,
-               (SELECT m.role FROM tasks.project_members m
-                 WHERE m.project_id = p.id AND m.worker_id IN (SELECT id FROM caller)
-                 LIMIT 1) AS caller_role
-        FROM tasks.projects p WHERE p.id = %(project_id)s
-        """,
-        {**_caller_params(query), "project_id": project_id},
-    )
-    return await cur.fetchone()
-
-
-async def readable_project_ids(conn: Conn, query: dict[str, Any]) -> list[int]:
-    cur = await conn.execute(
-        f"""
-        WITH caller AS ({_CALLER_WORKER})
-        SELECT p.id FROM tasks.projects p
-        WHERE p.tenant_id = %(tenant_id)s
-          AND (p.owner_worker_id IN (SELECT id FROM caller)
-               OR EXISTS (SELECT 1 FROM tasks.project_members m
-                          WHERE m.project_id = p.id AND m.worker_id IN (SELECT id FROM caller)))
-        ORDER BY p.id
-        """,
-        {**_caller_params(query), "tenant_id": query["tenant_id"]},
-    )
-    return [int(row["id"]) for row in await cur.fetchall()]
-
-
-async def task_project(conn: Conn, task_id: int) -> Row | None:
-    """The project and tenant of a task, live or deleted (``tasks.deleted_tasks``)."""
-    cur = await conn.execute(
-        "SELECT t.project_id, p.tenant_id"
-        " FROM (SELECT project_id FROM tasks.tasks WHERE id = %(id)s"
-        "       UNION ALL SELECT project_id FROM tasks.deleted_tasks WHERE id = %(id)s) t"
-        " JOIN tasks.projects p ON p.id = t.project_id LIMIT 1",
-        {"id": task_id},
-    )
-    return await cur.fetchone()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

@@ -23,15 +23,14 @@ from taskflow_core.schemas import (
     UTCDateTime,
 )
 
-from .workflow import (
+from ..recurrence.rules import (
     MAX_OCCURRENCES_MEANING,
-    PRIORITIES,
     RECURRENCE_PATTERN_MEANING,
     RECURRENCE_PATTERNS,
     RECURRENCE_TRIGGERS,
     SERIES_END_MEANING,
-    STATUSES,
 )
+from .workflow import PRIORITIES, STATUSES
 
 TITLE_MAX = 500
 DESCRIPTION_MAX = 20000
