@@ -25,7 +25,11 @@ def header_schema(name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Operation:
-    """One HTTP method on a route, as documented in OpenAPI."""
+    """One HTTP method on a route, as documented in OpenAPI.
+
+    ``operation_id`` is the operation's OpenAPI ``operationId``: the function name a generated
+    client gives it (``createTask``), so it is camelCase, unique across every service's
+    document, and never changes once published."""
 
     method: str
     summary: str
@@ -40,6 +44,7 @@ class Operation:
     example: dict[str, Any] | None = None
     description: str | None = None
     headers: tuple[str, ...] = ()
+    operation_id: str | None = None
 
 
 @dataclass(frozen=True)

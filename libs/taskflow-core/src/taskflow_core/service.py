@@ -216,9 +216,13 @@ class ReadyResource:
 
 HEALTH_TAG = "health"
 HEALTH_ROUTES_DOC = {
-    "/": Operation("GET", "Service information", HEALTH_TAG, public=True),
-    "/health": Operation("GET", "Liveness", HEALTH_TAG, public=True),
-    "/health/ready": Operation("GET", "Readiness", HEALTH_TAG, public=True, errors=(503,)),
+    "/": Operation(
+        "GET", "Service information", HEALTH_TAG, operation_id="getServiceInfo", public=True
+    ),
+    "/health": Operation("GET", "Liveness", HEALTH_TAG, operation_id="getLiveness", public=True),
+    "/health/ready": Operation(
+        "GET", "Readiness", HEALTH_TAG, operation_id="getReadiness", public=True, errors=(503,)
+    ),
 }
 
 

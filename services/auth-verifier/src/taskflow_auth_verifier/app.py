@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                     method,
                     f"Forward-auth for the gateway ({method})",
                     TAG,
+                    operation_id=f"forwardAuth{method.capitalize()}",
                     public=True,
                     errors=(401, 503),
                     headers=("Authorization", "X-Original-URI", "X-Original-Method"),
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                     "POST",
                     "Introspect a credential",
                     TAG,
+                    operation_id="introspectCredential",
                     request=IntrospectRequest,
                     response=IntrospectResponse,
                     errors=(403, 503),
@@ -110,7 +112,16 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         Route(
             "/jwks",
             JwksRelayResource(authenticator.jwks),
-            (Operation("GET", "Signing keys of the SSO", TAG, public=True, errors=(503,)),),
+            (
+                Operation(
+                    "GET",
+                    "Signing keys of the SSO",
+                    TAG,
+                    operation_id="getSigningKeys",
+                    public=True,
+                    errors=(503,),
+                ),
+            ),
         ),
     ]
     if settings.dev_issuer:
@@ -121,7 +132,15 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             Route(
                 "/dev/jwks",
                 DevJwksResource(issuer),
-                (Operation("GET", "Signing keys of the dev issuer", TAG, public=True),),
+                (
+                    Operation(
+                        "GET",
+                        "Signing keys of the dev issuer",
+                        TAG,
+                        operation_id="getDevIssuerKeys",
+                        public=True,
+                    ),
+                ),
             )
         )
     lifecycle = Lifecycle(pool, on_startup=[authenticator.start], on_shutdown=[close])

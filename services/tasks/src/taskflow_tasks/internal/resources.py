@@ -157,6 +157,7 @@ def internal_routes(deps: TasksDeps) -> list[Route]:
                     "GET",
                     "May this caller read the project's history",
                     TAG,
+                    operation_id="getProjectHistoryAccess",
                     response=AccessReplySchema,
                     query=CallerQuerySchema,
                 ),
@@ -166,7 +167,15 @@ def internal_routes(deps: TasksDeps) -> list[Route]:
         Route(
             "/internal/tasks/tasks/{task_id}/project",
             TaskProjectResource(pool),
-            (Operation("GET", "The project of a task", TAG, response=TaskProjectReplySchema),),
+            (
+                Operation(
+                    "GET",
+                    "The project of a task",
+                    TAG,
+                    operation_id="getTaskProject",
+                    response=TaskProjectReplySchema,
+                ),
+            ),
             internal=True,
         ),
         Route(
@@ -177,6 +186,7 @@ def internal_routes(deps: TasksDeps) -> list[Route]:
                     "GET",
                     "Projects whose history the caller may read",
                     TAG,
+                    operation_id="listReadableProjects",
                     response=ReadableProjectsReplySchema,
                     query=CallerQuerySchema,
                 ),

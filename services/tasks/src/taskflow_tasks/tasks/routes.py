@@ -48,6 +48,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "GET",
                     "Recent tasks",
+                    operation_id="listRecentTasks",
                     response=TaskListItemSchema,
                     many=True,
                     query=RecentQuerySchema,
@@ -64,6 +65,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "GET",
                     "List project tasks",
+                    operation_id="listProjectTasks",
                     response=TaskListItemSchema,
                     many=True,
                     query=TaskListQuerySchema,
@@ -76,6 +78,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "POST",
                     "Create a task",
+                    operation_id="createTask",
                     response=TaskReadSchema,
                     status=201,
                     request=TaskCreateSchema,
@@ -93,6 +96,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "GET",
                     "Get a task",
+                    operation_id="getTask",
                     response=TaskReadSchema,
                     errors=(403, 404),
                     example=EXAMPLE_TASK,
@@ -101,6 +105,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "PUT",
                     "Update a task",
+                    operation_id="updateTask",
                     response=TaskReadSchema,
                     request=TaskUpdateSchema,
                     errors=_CHANGE_ERRORS,
@@ -114,6 +119,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "DELETE",
                     "Delete a task",
+                    operation_id="deleteTask",
                     response=OkSchema,
                     errors=(403, 404, 409, 412),
                     example={"ok": True},
@@ -131,6 +137,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "PATCH",
                     "Change a task's status",
+                    operation_id="changeTaskStatus",
                     response=TaskReadSchema,
                     request=StatusUpdateSchema,
                     errors=_CHANGE_ERRORS,
@@ -149,6 +156,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "PATCH",
                     "Report progress",
+                    operation_id="reportTaskProgress",
                     response=TaskReadSchema,
                     request=ProgressUpdateSchema,
                     errors=_CHANGE_ERRORS,
@@ -164,6 +172,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "PATCH",
                     "Assign or unassign a task",
+                    operation_id="assignTask",
                     response=TaskReadSchema,
                     request=AssignUpdateSchema,
                     errors=_CHANGE_ERRORS,
@@ -179,6 +188,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "POST",
                     "Create a subtask",
+                    operation_id="createSubtask",
                     response=TaskReadSchema,
                     status=201,
                     request=TaskCreateSchema,
@@ -195,6 +205,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "POST",
                     "Approve a task in review",
+                    operation_id="approveTask",
                     response=TaskReadSchema,
                     errors=_CHANGE_ERRORS,
                     example=EXAMPLE_TASK,
@@ -211,6 +222,7 @@ def task_routes(deps: TasksDeps) -> list[Route]:
                 _op(
                     "POST",
                     "Send a task in review back",
+                    operation_id="rejectTask",
                     response=TaskReadSchema,
                     request=RejectSchema,
                     errors=_CHANGE_ERRORS,

@@ -45,6 +45,7 @@ def overview_routes(deps: TasksDeps) -> list[Route]:
                     "GET",
                     "Workers overview",
                     TAG,
+                    operation_id="getWorkersOverview",
                     response=WorkerListResponseSchema,
                     errors=(403, 502),
                     example={
