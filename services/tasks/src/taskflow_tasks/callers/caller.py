@@ -10,7 +10,7 @@ import falcon.asgi
 from taskflow_core.auth.identity import Identity
 from taskflow_core.errors import Forbidden, Unauthorized
 
-from ..outbox.events import Actor
+from ..outbox.events import Actor, Author
 from ..workers.store import UNCLAIMED_PREFIX
 
 WorkerType = Literal["human", "agent"]
@@ -43,6 +43,11 @@ class Caller:
             client_id=self.identity.client_id,
             client_name=self.identity.client_name,
         )
+
+    @property
+    def author(self) -> Author:
+        """The author of this caller's changes: this worker, in the request's tenant."""
+        return Author(self.tenant_id, self.actor)
 
 
 def identity_of(req: falcon.asgi.Request) -> Identity:

@@ -25,7 +25,7 @@ from taskflow_core.auth.identity import Identity
 from taskflow_core.config import Settings
 from taskflow_core.db import transaction
 
-from ..outbox.events import Actor, record_event
+from ..outbox.events import Actor, Author, record
 from ..projects import store as projects
 from ..workers import store as workers
 from . import naming
@@ -67,7 +67,7 @@ async def _lookup(conn: Conn, identity: Identity) -> dict[str, Any] | None:
     return row
 
 
-async def _insert_with_free_handle(conn: Conn, base: str, **columns: Any) -> dict[str, Any]:
+async def insert_with_free_handle(conn: Conn, base: str, **columns: Any) -> dict[str, Any]:
     """Insert a worker under ``base`` or its first free ``-N`` variant (retried on races)."""
     for _ in range(_MAX_INSERT_ATTEMPTS):
         taken = await workers.taken_handles(conn, base)
@@ -78,41 +78,38 @@ async def _insert_with_free_handle(conn: Conn, base: str, **columns: Any) -> dic
     raise RuntimeError(f"no free handle for {base}")
 
 
+def human_created(worker: dict[str, Any], user_id: str, **marks: Any) -> dict[str, Any]:
+    """The details of a human worker's "created" event; ``marks`` say how it came to be."""
+    return {
+        "handle": worker["handle"],
+        "name": worker["name"],
+        "type": "human",
+        "user_id": user_id,
+        **marks,
+    }
+
+
 async def create_placeholder_human(
-    conn: Conn, user_id: str, tenant_id: str, actor: Actor, settings: Settings
+    conn: Conn, user_id: str, author: Author, settings: Settings
 ) -> dict[str, Any]:
-    """The human worker of ``user_id``, created as a placeholder (audited) when absent."""
+    """The human worker of ``user_id``, created as a placeholder (audited) when absent; the
+    worker belongs to ``author``'s tenant."""
     await workers.lock_provisioning(conn, user_id)
     existing = await workers.find_human_by_user_id(conn, user_id)
     if existing is not None:
         return existing
     now = settings.clock()
-    worker = await _insert_with_free_handle(
+    worker = await insert_with_free_handle(
         conn,
         naming.placeholder_handle_base(user_id),
         name=naming.placeholder_name(user_id),
         type="human",
-        tenant_id=tenant_id,
+        tenant_id=author.tenant_id,
         user_id=user_id,
         now=now,
     )
-    await record_event(
-        conn,
-        tenant_id=tenant_id,
-        project_id=None,
-        entity_type="worker",
-        entity_id=worker["id"],
-        action="created",
-        actor=actor,
-        details={
-            "handle": worker["handle"],
-            "name": worker["name"],
-            "type": "human",
-            "user_id": user_id,
-            "placeholder": True,
-        },
-        occurred_at=now,
-    )
+    details = human_created(worker, user_id, placeholder=True)
+    await record(conn, author.worker_event(worker["id"], "created", details, now))
     return worker
 
 
@@ -124,7 +121,7 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
     if row is None:
         row = await _claim_imported_human(conn, identity, now)
     if row is None:
-        worker = await _insert_with_free_handle(
+        worker = await insert_with_free_handle(
             conn,
             naming.human_handle_base(identity.email, identity.sub),
             name=naming.human_name(identity.name, identity.email, identity.sub),
@@ -135,43 +132,21 @@ async def _provision_human(conn: Conn, identity: Identity, settings: Settings) -
             now=now,
         )
         row = {**worker, "default_project_id": None}
-        await record_event(
-            conn,
-            tenant_id=tenant,
-            project_id=None,
-            entity_type="worker",
-            entity_id=worker["id"],
-            action="created",
-            actor=_self_actor(row, "human", identity),
-            details={
-                "handle": worker["handle"],
-                "name": worker["name"],
-                "type": "human",
-                "user_id": identity.sub,
-                "first_login": True,
-            },
-            occurred_at=now,
-        )
+        details = human_created(worker, identity.sub, first_login=True)
+        event = _self(row, "human", identity).worker_event(worker["id"], "created", details, now)
+        await record(conn, event)
     if row["default_project_id"] is None:
         project = await _insert_default_project(conn, row["id"], identity, now)
         row = {**row, "default_project_id": project["id"]}
-        await record_event(
-            conn,
-            tenant_id=tenant,
-            project_id=project["id"],
-            entity_type="project",
-            entity_id=project["id"],
-            action="created",
-            actor=_self_actor(row, "human", identity),
-            details={
-                "slug": project["slug"],
-                "name": project["name"],
-                "tenant_id": tenant,
-                "is_default": True,
-                "first_login": True,
-            },
-            occurred_at=now,
-        )
+        details = {
+            "slug": project["slug"],
+            "name": project["name"],
+            "tenant_id": tenant,
+            "is_default": True,
+            "first_login": True,
+        }
+        event = _self(row, "human", identity).project_event(project["id"], "created", details, now)
+        await record(conn, event)
     return row
 
 
@@ -189,23 +164,15 @@ async def _claim_imported_human(conn: Conn, identity: Identity, now: Any) -> dic
         return None
     row = await workers.find_human_caller(conn, identity.sub, identity.tenant_id)
     assert row is not None
-    await record_event(
-        conn,
-        tenant_id=identity.tenant_id,
-        project_id=None,
-        entity_type="worker",
-        entity_id=worker["id"],
-        action="claimed",
-        actor=_self_actor(row, "human", identity),
-        details={
-            "handle": worker["handle"],
-            "user_id": identity.sub,
-            "imported_from": "cli",
-            "matched_by": "email",
-            "first_login": True,
-        },
-        occurred_at=now,
-    )
+    details = {
+        "handle": worker["handle"],
+        "user_id": identity.sub,
+        "imported_from": "cli",
+        "matched_by": "email",
+        "first_login": True,
+    }
+    event = _self(row, "human", identity).worker_event(worker["id"], "claimed", details, now)
+    await record(conn, event)
     return row
 
 
@@ -238,7 +205,7 @@ async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -
     if row is not None:
         return row
     now = settings.clock()
-    worker = await _insert_with_free_handle(
+    worker = await insert_with_free_handle(
         conn,
         naming.agent_handle_base(identity.client_name, key.label),
         name=(identity.client_name or identity.name or f"Agent {key.label[:8]}")[:200],
@@ -251,32 +218,26 @@ async def _provision_agent(conn: Conn, identity: Identity, settings: Settings) -
         capabilities=[],
         now=now,
     )
-    await record_event(
-        conn,
-        tenant_id=identity.tenant_id,
-        project_id=None,
-        entity_type="worker",
-        entity_id=worker["id"],
-        action="created",
-        actor=_self_actor(worker, "agent", identity),
-        details={
-            "handle": worker["handle"],
-            "agent_type": "custom",
-            "capabilities": [],
-            **(
-                {"api_key_id": key.api_key_id}
-                if key.api_key_id is not None
-                else {"sub": key.sub, "client_id": key.client_id}
-            ),
-            "first_login": True,
-        },
-        occurred_at=now,
-    )
+    details = {
+        "handle": worker["handle"],
+        "agent_type": "custom",
+        "capabilities": [],
+        **(
+            {"api_key_id": key.api_key_id}
+            if key.api_key_id is not None
+            else {"sub": key.sub, "client_id": key.client_id}
+        ),
+        "first_login": True,
+    }
+    event = _self(worker, "agent", identity).worker_event(worker["id"], "created", details, now)
+    await record(conn, event)
     return {**worker, "default_project_id": None}
 
 
-def _self_actor(row: dict[str, Any], type: WorkerType, identity: Identity) -> Actor:
-    return Actor(row["id"], row["handle"], type, identity.client_id, identity.client_name)
+def _self(row: dict[str, Any], type: WorkerType, identity: Identity) -> Author:
+    """A worker provisioning itself: the author of its own first events."""
+    actor = Actor(row["id"], row["handle"], type, identity.client_id, identity.client_name)
+    return Author(identity.tenant_id, actor)
 
 
 async def ensure_caller(

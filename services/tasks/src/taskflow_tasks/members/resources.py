@@ -16,7 +16,7 @@ from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 from ..callers.caller import Caller
 from ..callers.provisioning import create_placeholder_human
 from ..deps import TasksDeps
-from ..outbox.events import record_event
+from ..outbox.events import record
 from ..projects import access
 from ..workers import store as workers
 from ..workers.organization import organization_members
@@ -85,22 +85,13 @@ class MemberCollection:
             member = await store.add_member(conn, pid, worker["id"], "member", now)
             if member is None:
                 raise BadRequest("Already a member of this project")
-            await record_event(
-                conn,
-                tenant_id=caller.tenant_id,
-                project_id=pid,
-                entity_type="project",
-                entity_id=pid,
-                action="member_added",
-                actor=caller.actor,
-                details={
-                    "worker_id": worker["id"],
-                    "handle": worker["handle"],
-                    "type": worker["type"],
-                    "member_id": member["id"],
-                },
-                occurred_at=now,
-            )
+            details = {
+                "worker_id": worker["id"],
+                "handle": worker["handle"],
+                "type": worker["type"],
+                "member_id": member["id"],
+            }
+            await record(conn, caller.author.project_event(pid, "member_added", details, now))
             resp.status = 201
             resp.media = MEMBER_READ.dump(member)
 
@@ -115,9 +106,7 @@ class MemberCollection:
         TaskFlow has never seen gets a placeholder that reveals nothing ("User <id>")."""
         found = await workers.find_human_in_tenant(conn, user_id, caller.tenant_id)
         if found is None:
-            return await create_placeholder_human(
-                conn, user_id, caller.tenant_id, caller.actor, self.deps.settings
-            )
+            return await create_placeholder_human(conn, user_id, caller.author, self.deps.settings)
         if not found["in_tenant"]:
             members = await organization_members(
                 self.deps, req, caller.tenant_id, wait=self.deps.settings.http_timeout
@@ -147,21 +136,15 @@ class MemberItem:
                 raise NotFound("Member not found in this project")
             rules.check_member_removable(member)
             await store.remove_member(conn, mid)
-            await record_event(
-                conn,
-                tenant_id=caller.tenant_id,
-                project_id=pid,
-                entity_type="project",
-                entity_id=pid,
-                action="member_removed",
-                actor=caller.actor,
-                details={
-                    "worker_id": member["worker_id"],
-                    "handle": member["handle"],
-                    "member_id": mid,
-                },
-                occurred_at=self.deps.settings.clock(),
+            details = {
+                "worker_id": member["worker_id"],
+                "handle": member["handle"],
+                "member_id": mid,
+            }
+            event = caller.author.project_event(
+                pid, "member_removed", details, self.deps.settings.clock()
             )
+            await record(conn, event)
         resp.media = {"ok": True}
 
 

@@ -1,13 +1,16 @@
 """Audit events into the transactional outbox, in the caller's transaction.
 
-Every state change calls :func:`record_event` on the same connection (inside the same
-transaction) as the change itself, so an event exists if and only if the change committed.
-The relay delivers them to the audit service.
+Every state change records its event on the same connection (inside the same transaction) as
+the change itself, so an event exists if and only if the change committed. An
+:class:`Author` (who, in which tenant) builds the events of its changes: ``project_event``,
+``worker_event``, ``task_event``; :func:`record` writes one, :func:`record_all` a batch in one
+round trip. The relay delivers them to the audit service.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -90,6 +93,18 @@ def build_event(
     return OutboxEvent(event_id, orjson.dumps(payload, default=_default).decode(), occurred_at)
 
 
+async def record(conn: psycopg.AsyncConnection[Any], event: OutboxEvent) -> uuid.UUID:
+    """Write ``event`` into the outbox on ``conn``, in its transaction; return its event id."""
+    await conn.execute(OutboxEvent.INSERT, event.params())
+    return event.event_id
+
+
+async def record_all(conn: psycopg.AsyncConnection[Any], events: Sequence[OutboxEvent]) -> None:
+    """Write ``events`` into the outbox on ``conn`` in one round trip (a bulk import)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(OutboxEvent.INSERT, [event.params() for event in events])
+
+
 async def record_event(
     conn: psycopg.AsyncConnection[Any],
     *,
@@ -105,16 +120,65 @@ async def record_event(
 ) -> uuid.UUID:
     """Write one audit event (see :func:`build_event`) into the outbox on ``conn``, in its
     transaction; return its event id."""
-    event = build_event(
-        tenant_id=tenant_id,
-        project_id=project_id,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        action=action,
-        actor=actor,
-        details=details,
-        occurred_at=occurred_at,
-        event_id=event_id,
-    )
-    await conn.execute(OutboxEvent.INSERT, event.params())
-    return event.event_id
+    author = Author(tenant_id, actor)
+    event = author.event(entity_type, entity_id, project_id, action, details, occurred_at, event_id)
+    return await record(conn, event)
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who makes changes, in which tenant: the events of their changes carry both."""
+
+    tenant_id: str
+    actor: Actor
+
+    def project_event(
+        self,
+        project_id: int,
+        action: str,
+        details: dict[str, Any],
+        at: datetime,
+        event_id: uuid.UUID | None = None,
+    ) -> OutboxEvent:
+        """An event of project ``project_id`` itself (its members included)."""
+        return self.event("project", project_id, project_id, action, details, at, event_id)
+
+    def worker_event(
+        self,
+        worker_id: int,
+        action: str,
+        details: dict[str, Any],
+        at: datetime,
+        event_id: uuid.UUID | None = None,
+    ) -> OutboxEvent:
+        """An event of a worker (human or agent): workers belong to no project."""
+        return self.event("worker", worker_id, None, action, details, at, event_id)
+
+    def task_event(
+        self, task: Mapping[str, Any], action: str, details: dict[str, Any], at: datetime
+    ) -> OutboxEvent:
+        """An event of ``task`` (its ``id`` may be absent for a create: the INSERT fills it)."""
+        return self.event("task", task.get("id"), task["project_id"], action, details, at)
+
+    def event(
+        self,
+        entity_type: str,
+        entity_id: int | None,
+        project_id: int | None,
+        action: str,
+        details: dict[str, Any],
+        at: datetime,
+        event_id: uuid.UUID | None = None,
+    ) -> OutboxEvent:
+        """An event of any entity (see :func:`build_event`)."""
+        return build_event(
+            tenant_id=self.tenant_id,
+            project_id=project_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            action=action,
+            actor=self.actor,
+            details=details,
+            occurred_at=at,
+            event_id=event_id,
+        )

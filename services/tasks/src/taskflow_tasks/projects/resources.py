@@ -14,7 +14,7 @@ from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_
 
 from ..callers.caller import Caller
 from ..deps import TasksDeps
-from ..outbox.events import record_event
+from ..outbox.events import record
 from ..writes.diff import field_changes
 from ..writes.idempotency import idempotent_post
 from ..writes.preconditions import check_if_match, etag
@@ -93,21 +93,12 @@ class ProjectCollection:
                 raise BadRequest(
                     f"Project slug '{body['slug']}' already exists in your organization"
                 )
-            await record_event(
-                conn,
-                tenant_id=caller.tenant_id,
-                project_id=project["id"],
-                entity_type="project",
-                entity_id=project["id"],
-                action="created",
-                actor=caller.actor,
-                details={
-                    "slug": project["slug"],
-                    "name": project["name"],
-                    "tenant_id": caller.tenant_id,
-                },
-                occurred_at=now,
-            )
+            details = {
+                "slug": project["slug"],
+                "name": project["name"],
+                "tenant_id": caller.tenant_id,
+            }
+            await record(conn, caller.author.project_event(project["id"], "created", details, now))
             _respond(resp, project, 201)
             resp.set_header("Location", f"/api/projects/{project['id']}")
 
@@ -142,17 +133,8 @@ class ProjectItem:
                 project = await store.update_project(
                     conn, pid, {k: v["after"] for k, v in changes.items()}, now
                 )
-                await record_event(
-                    conn,
-                    tenant_id=caller.tenant_id,
-                    project_id=pid,
-                    entity_type="project",
-                    entity_id=pid,
-                    action="updated",
-                    actor=caller.actor,
-                    details={**changes, "tenant_id": caller.tenant_id},
-                    occurred_at=now,
-                )
+                details = {**changes, "tenant_id": caller.tenant_id}
+                await record(conn, caller.author.project_event(pid, "updated", details, now))
         _respond(resp, project)
 
     async def on_delete(
@@ -171,39 +153,24 @@ class ProjectItem:
             # One event per removed task, pipelined: one round trip for all of them.
             async with conn.pipeline():
                 for task in removed:
-                    await record_event(
-                        conn,
-                        tenant_id=caller.tenant_id,
-                        project_id=pid,
-                        entity_type="task",
-                        entity_id=task["id"],
-                        action="deleted",
-                        actor=caller.actor,
-                        details={
-                            "title": task["title"],
-                            "status": task["status"],
-                            "parent_task_id": task["parent_task_id"],
-                            "reason": "project_deleted",
-                        },
-                        occurred_at=now,
+                    details = {
+                        "title": task["title"],
+                        "status": task["status"],
+                        "parent_task_id": task["parent_task_id"],
+                        "reason": "project_deleted",
+                    }
+                    event = caller.author.task_event(
+                        {**task, "project_id": pid}, "deleted", details, now
                     )
+                    await record(conn, event)
                 await store.soft_delete(conn, pid, now)
-                await record_event(
-                    conn,
-                    tenant_id=caller.tenant_id,
-                    project_id=pid,
-                    entity_type="project",
-                    entity_id=pid,
-                    action="deleted",
-                    actor=caller.actor,
-                    details={
-                        "slug": project["slug"],
-                        "force": force,
-                        "task_count": project["task_count"],
-                        "tenant_id": caller.tenant_id,
-                    },
-                    occurred_at=now,
-                )
+                details = {
+                    "slug": project["slug"],
+                    "force": force,
+                    "task_count": project["task_count"],
+                    "tenant_id": caller.tenant_id,
+                }
+                await record(conn, caller.author.project_event(pid, "deleted", details, now))
         resp.media = {"ok": True, "deleted_tasks": len(removed)}
 
 

@@ -20,7 +20,7 @@ from taskflow_core.config import Settings
 from taskflow_core.db import transaction
 from taskflow_core.service import BackgroundWork
 
-from ..outbox.events import Actor
+from ..outbox.events import Actor, Author
 from . import store
 from .spawning import spawn_next_occurrence
 
@@ -47,12 +47,12 @@ async def spawn_due(
         async with transaction(pool) as conn:
             rows = await store.claim_due_recurring(conn, now, min(batch, limit - handled))
             for row in rows:
+                # The system acts on behalf of the task's creator, as the old job did.
+                system = Actor(worker_id=row["created_by_id"], handle=None, actor_type="system")
                 await spawn_next_occurrence(
                     conn,
                     row,
-                    tenant_id=row["tenant_id"],
-                    # The system acts on behalf of the task's creator, as the old job did.
-                    actor=Actor(worker_id=row["created_by_id"], handle=None, actor_type="system"),
+                    author=Author(row["tenant_id"], system),
                     created_by_id=row["created_by_id"],
                     now=now,
                     when_due=True,

@@ -13,7 +13,8 @@ from typing import Any
 
 import psycopg
 
-from ..outbox.events import Actor, record_event
+from ..outbox.events import Author, record
+from ..tasks.store import insert_plain
 from . import rules, store
 
 Conn = psycopg.AsyncConnection[Any]
@@ -24,15 +25,15 @@ async def spawn_next_occurrence(
     conn: Conn,
     source: Row,
     *,
-    tenant_id: str,
-    actor: Actor,
+    author: Author,
     created_by_id: int,
     now: datetime,
     when_due: bool,
 ) -> int | None:
-    """Create the occurrence after ``source`` (locked by the caller) and its audit events;
-    return its id, or None when the series is full (``rules.MAX_OCCURRENCES_MEANING``) or its next
-    occurrence would fall past the end of the calendar (``rules.SERIES_END_MEANING``)."""
+    """Create the occurrence after ``source`` (locked by the caller) and its audit events by
+    ``author``; return its id, or None when the series is full
+    (``rules.MAX_OCCURRENCES_MEANING``) or its next occurrence would fall past the end of the
+    calendar (``rules.SERIES_END_MEANING``)."""
     root_id = source["recurring_root_id"] or source["id"]
     size = await store.series_size(conn, root_id)
     due = rules.next_due(
@@ -45,9 +46,9 @@ async def spawn_next_occurrence(
             # Stop the scheduler from looking at this task again.
             await store.mark_spawned(conn, source["id"], now)
             reason = "max_occurrences reached" if full else rules.SERIES_END_REASON
-            await _source_event(conn, source, tenant_id, actor, now, spawned=None, reason=reason)
+            await _source_event(conn, source, author, now, spawned=None, reason=reason)
         return None
-    new_id = await store.insert_plain(
+    new_id = await insert_plain(
         conn,
         {
             "project_id": source["project_id"],
@@ -71,15 +72,7 @@ async def spawn_next_occurrence(
     )
     cloned = 0
     if source["clone_subtasks_on_recur"]:
-        cloned = await _clone_subtasks(
-            conn,
-            source["id"],
-            new_id,
-            tenant_id=tenant_id,
-            actor=actor,
-            created_by_id=created_by_id,
-            now=now,
-        )
+        cloned = await _clone_subtasks(conn, source["id"], new_id, author, created_by_id, now)
     await store.mark_spawned(conn, source["id"], now)
     details: dict[str, Any] = {
         "title": source["title"],
@@ -94,28 +87,18 @@ async def spawn_next_occurrence(
     else:
         details.update(recurring_from=source["id"])
         action = "recurring_spawn"
-    await record_event(
-        conn,
-        tenant_id=tenant_id,
-        project_id=source["project_id"],
-        entity_type="task",
-        entity_id=new_id,
-        action=action,
-        actor=actor,
-        details=details,
-        occurred_at=now,
-    )
+    occurrence = {"id": new_id, "project_id": source["project_id"]}
+    await record(conn, author.task_event(occurrence, action, details, now))
     if when_due:
         # On completion the source's own event (status_changed/approved) covers the flag.
-        await _source_event(conn, source, tenant_id, actor, now, spawned=new_id)
+        await _source_event(conn, source, author, now, spawned=new_id)
     return new_id
 
 
 async def _source_event(
     conn: Conn,
     source: Row,
-    tenant_id: str,
-    actor: Actor,
+    author: Author,
     now: datetime,
     *,
     spawned: int | None,
@@ -128,26 +111,14 @@ async def _source_event(
         details["reason"] = reason
     else:
         details["spawned_task_id"] = spawned
-    await record_event(
-        conn,
-        tenant_id=tenant_id,
-        project_id=source["project_id"],
-        entity_type="task",
-        entity_id=source["id"],
-        action="updated",
-        actor=actor,
-        details=details,
-        occurred_at=now,
-    )
+    await record(conn, author.task_event(source, "updated", details, now))
 
 
 async def _clone_subtasks(
     conn: Conn,
     source_id: int,
     new_parent_id: int,
-    *,
-    tenant_id: str,
-    actor: Actor,
+    author: Author,
     created_by_id: int,
     now: datetime,
 ) -> int:
@@ -156,7 +127,7 @@ async def _clone_subtasks(
     new_ids = {source_id: new_parent_id}
     for row in await store.subtree_below(conn, source_id):
         parent = new_ids[row["parent_task_id"]]
-        clone_id = await store.insert_plain(
+        clone_id = await insert_plain(
             conn,
             {
                 "project_id": row["project_id"],
@@ -173,15 +144,7 @@ async def _clone_subtasks(
             },
         )
         new_ids[row["id"]] = clone_id
-        await record_event(
-            conn,
-            tenant_id=tenant_id,
-            project_id=row["project_id"],
-            entity_type="task",
-            entity_id=clone_id,
-            action="cloned_subtask",
-            actor=actor,
-            details={"title": row["title"], "cloned_from": row["id"], "parent_task_id": parent},
-            occurred_at=now,
-        )
+        details = {"title": row["title"], "cloned_from": row["id"], "parent_task_id": parent}
+        clone = {"id": clone_id, "project_id": row["project_id"]}
+        await record(conn, author.task_event(clone, "cloned_subtask", details, now))
     return len(new_ids) - 1

@@ -50,19 +50,6 @@ async def subtree_below(conn: Conn, task_id: int) -> list[Row]:
     return await cur.fetchall()
 
 
-async def insert_plain(conn: Conn, values: dict[str, Any]) -> int:
-    """Insert a task without building its response row; return its id."""
-    columns = list(values)
-    cur = await conn.execute(
-        f"INSERT INTO tasks.tasks ({', '.join(columns)})"
-        f" VALUES ({', '.join(f'%({c})s' for c in columns)}) RETURNING id",
-        values,
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row["id"])
-
-
 async def claim_due_recurring(conn: Conn, now: datetime, limit: int) -> list[Row]:
     """Recurring tasks owed a due-date spawn, locked; rows other replicas hold are skipped."""
     cur = await conn.execute(

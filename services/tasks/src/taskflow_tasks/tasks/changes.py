@@ -22,7 +22,7 @@ from taskflow_core.schemas import load_body, parse_id
 from ..callers.caller import Caller
 from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import store
-from .resource import TaskResource, answer, autocommit, task_event, writable
+from .resource import TaskResource, answer, autocommit, writable
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
@@ -90,7 +90,7 @@ class TaskChange(TaskResource):
         if req.get_header("If-Match") is not None or (guarded := self.guarded(body)) is None:
             return None
         change, action, details = guarded
-        event = task_event(caller, {"project_id": None, "id": tid}, action, details, now)
+        event = caller.author.task_event({"project_id": None, "id": tid}, action, details, now)
         return await store.update_guarded(
             conn, tid, change, now, event, tenant_id=caller.tenant_id, worker_id=caller.worker_id
         )
@@ -122,7 +122,7 @@ class TaskChange(TaskResource):
             row["row_version"],
             _changed(row, changes),
             now,
-            task_event(caller, row, action, details, now),
+            caller.author.task_event(row, action, details, now),
         )
 
     async def change_locked(
@@ -144,7 +144,7 @@ class TaskChange(TaskResource):
             ),
         )
         changes, action, details = await self.apply(conn, caller, row, body, now)
-        event = task_event(caller, row, action, details, now)
+        event = caller.author.task_event(row, action, details, now)
         cur = await store.update_and_commit(conn, tid, _changed(row, changes), now, event)
         return await store.one_row(cur)
 

@@ -16,7 +16,7 @@ from ..projects.access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import queries, store
 from . import workflow as wf
-from .resource import TaskResource, answer_created, autocommit, task_event
+from .resource import TaskResource, answer_created, autocommit
 from .schemas import RECENT_QUERY, TASK_CREATE, TASK_LIST_QUERY, task_list_item
 
 Conn = psycopg.AsyncConnection[Any]
@@ -96,7 +96,7 @@ class ProjectTasks(TaskResource):
     ) -> Row:
         """Insert the task with its "created" event, or raise why the caller may not."""
         values = new_task(body, pid, caller, now, parent=body["parent_task_id"])
-        event = task_event(caller, values, "created", created_details(values), now)
+        event = caller.author.task_event(values, "created", created_details(values), now)
         try:
             row = await store.create_checked(
                 conn, values, event, tenant_id=caller.tenant_id, worker_id=caller.worker_id

@@ -15,7 +15,7 @@ from taskflow_core.errors import Forbidden, NotFound
 
 from ..callers.caller import Caller, identity_of
 from ..deps import TasksDeps
-from ..outbox.events import OutboxEvent, build_event
+from ..outbox.events import record
 from ..projects.access import NOT_A_MEMBER
 from ..recurrence.rules import should_spawn_on_complete
 from ..recurrence.spawning import spawn_next_occurrence
@@ -72,23 +72,6 @@ def answer(resp: falcon.asgi.Response, row: Row, status: int = 200) -> None:
 def answer_created(resp: falcon.asgi.Response, row: Row) -> None:
     answer(resp, row, status=201)
     resp.set_header("Location", f"/api/tasks/{row['id']}")
-
-
-def task_event(
-    caller: Caller, row: Row, action: str, details: dict[str, Any], now: datetime
-) -> OutboxEvent:
-    """The audit event of a change to ``row`` (``row["id"]`` may be absent for a create: the
-    INSERT fills it in), to write in the statement that makes the change."""
-    return build_event(
-        tenant_id=caller.tenant_id,
-        project_id=row["project_id"],
-        entity_type="task",
-        entity_id=row.get("id"),
-        action=action,
-        actor=caller.actor,
-        details=details,
-        occurred_at=now,
-    )
 
 
 def writable(req: falcon.asgi.Request, row: Row | None) -> Row:
@@ -150,17 +133,9 @@ class TaskResource:
         return writable(req, row)
 
     async def event(
-        self,
-        conn: Conn,
-        caller: Caller,
-        row: Row,
-        action: str,
-        details: dict[str, Any],
-        now: datetime,
+        self, conn: Conn, caller: Caller, row: Row, action: str, details: Row, now: datetime
     ) -> None:
-        await conn.execute(
-            OutboxEvent.INSERT, task_event(caller, row, action, details, now).params()
-        )
+        await record(conn, caller.author.task_event(row, action, details, now))
 
     async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
         """Spawn the next occurrence when a recurring task completes (trigger permitting)."""
@@ -168,8 +143,7 @@ class TaskResource:
             await spawn_next_occurrence(
                 conn,
                 row,
-                tenant_id=caller.tenant_id,
-                actor=caller.actor,
+                author=caller.author,
                 created_by_id=caller.worker_id,
                 now=now,
                 when_due=False,

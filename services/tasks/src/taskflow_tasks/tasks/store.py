@@ -92,22 +92,50 @@ async def lock_hierarchy(conn: Conn, tenant_id: str) -> None:
     )
 
 
+def _insert_sql(columns: Sequence[str]) -> str:
+    """The INSERT of a task with these columns, each bound by name."""
+    placeholders = ", ".join(f"%({c})s" for c in columns)
+    return f"INSERT INTO tasks.tasks ({', '.join(columns)}) VALUES ({placeholders})"
+
+
 async def insert_task(conn: Conn, values: dict[str, Any]) -> Row:
     """Insert a task and return its response row."""
-    columns = list(values)
-    placeholders = ", ".join(f"%({c})s" for c in columns)
     cur = await conn.execute(
-        f"""
-        WITH t AS (
-            INSERT INTO tasks.tasks ({", ".join(columns)}) VALUES ({placeholders}) RETURNING *
-        )
-        SELECT {RESPONSE_ROW} FROM t {RESPONSE_JOINS}
-        """,
+        f"WITH t AS ({_insert_sql(list(values))} RETURNING *)"
+        f" SELECT {RESPONSE_ROW} FROM t {RESPONSE_JOINS}",
         values,
     )
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def insert_plain(conn: Conn, values: dict[str, Any]) -> int:
+    """Insert a task without building its response row; return its id."""
+    cur = await conn.execute(_insert_sql(list(values)) + " RETURNING id", values)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+async def next_ids(conn: Conn, count: int) -> list[int]:
+    """``count`` task ids drawn from the tasks' sequence, for rows that name each other (a
+    subtask its parent) before they are inserted together."""
+    cur = await conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('tasks.tasks', 'id')) AS id"
+        " FROM generate_series(1, %s)",
+        (count,),
+    )
+    return [int(row["id"]) for row in await cur.fetchall()]
+
+
+async def insert_many(conn: Conn, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert tasks as given (ids included), every row with the columns of the first, in one
+    round trip: a bulk import."""
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(_insert_sql(list(rows[0])), rows)
 
 
 @functools.lru_cache(maxsize=256)

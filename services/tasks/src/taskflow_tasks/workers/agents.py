@@ -15,7 +15,7 @@ from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from ..callers.caller import Caller
 from ..deps import TasksDeps
-from ..outbox.events import record_event
+from ..outbox.events import record
 from ..writes.diff import field_changes
 from ..writes.idempotency import idempotent_post
 from . import rules, store
@@ -82,22 +82,13 @@ class AgentCollection:
             )
             if agent is None:
                 raise BadRequest(f"Handle '{body['handle']}' already exists")
-            await record_event(
-                conn,
-                tenant_id=caller.tenant_id,
-                project_id=None,
-                entity_type="worker",
-                entity_id=agent["id"],
-                action="created",
-                actor=caller.actor,
-                details={
-                    "handle": agent["handle"],
-                    "name": agent["name"],
-                    "agent_type": agent["agent_type"],
-                    "capabilities": agent["capabilities"],
-                },
-                occurred_at=now,
-            )
+            details = {
+                "handle": agent["handle"],
+                "name": agent["name"],
+                "agent_type": agent["agent_type"],
+                "capabilities": agent["capabilities"],
+            }
+            await record(conn, caller.author.worker_event(agent["id"], "created", details, now))
             resp.status = 201
             resp.media = WORKER_READ.dump(agent)
             resp.set_header("Location", f"/api/workers/agents/{agent['id']}")
@@ -130,17 +121,7 @@ class AgentItem:
                 agent = await store.update_agent(
                     conn, aid, {k: v["after"] for k, v in changes.items()}, now
                 )
-                await record_event(
-                    conn,
-                    tenant_id=caller.tenant_id,
-                    project_id=None,
-                    entity_type="worker",
-                    entity_id=aid,
-                    action="updated",
-                    actor=caller.actor,
-                    details=changes,
-                    occurred_at=now,
-                )
+                await record(conn, caller.author.worker_event(aid, "updated", changes, now))
         resp.media = WORKER_READ.dump(agent)
 
     async def on_delete(
@@ -153,17 +134,9 @@ class AgentItem:
                 refs = await store.agent_references(conn, aid)
                 rules.check_agent_deletable(refs["memberships"], refs["tasks"])
                 await store.delete_agent(conn, aid)
-                await record_event(
-                    conn,
-                    tenant_id=caller.tenant_id,
-                    project_id=None,
-                    entity_type="worker",
-                    entity_id=aid,
-                    action="deleted",
-                    actor=caller.actor,
-                    details={"handle": agent["handle"], "agent_type": agent["agent_type"]},
-                    occurred_at=self.deps.settings.clock(),
-                )
+                details = {"handle": agent["handle"], "agent_type": agent["agent_type"]}
+                now = self.deps.settings.clock()
+                await record(conn, caller.author.worker_event(aid, "deleted", details, now))
         except psycopg.errors.ForeignKeyViolation as exc:
             # Something started referencing the agent between the check and the delete.
             raise Conflict("Agent is still referenced; remove those references first") from exc

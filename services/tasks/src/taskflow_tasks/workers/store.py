@@ -146,8 +146,7 @@ async def find_human_in_tenant(conn: Conn, user_id: str, tenant_id: str) -> Row 
     return await cur.fetchone()
 
 
-# The user_id of a human written by ``taskflow import-cli`` until an SSO login claims it
-# (the importer's ``UNCLAIMED_PREFIX``).
+# The user_id of a human written by ``taskflow import-cli`` until an SSO login claims it.
 UNCLAIMED_PREFIX = "cli-import:"
 
 
@@ -189,6 +188,25 @@ async def get_worker(conn: Conn, worker_id: int, *, lock: bool = False) -> Row |
         (worker_id,),
     )
     return await cur.fetchone()
+
+
+async def get_workers(conn: Conn, worker_ids: list[int]) -> list[Row]:
+    cur = await conn.execute(
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE id = ANY(%s)", (worker_ids,)
+    )
+    return await cur.fetchall()
+
+
+async def find_by_handles(conn: Conn, handles: list[str]) -> list[Row]:
+    """The workers holding any of ``handles`` (handles are unique across tenants)."""
+    cur = await conn.execute(
+        f"SELECT {WORKER_COLUMNS} FROM tasks.workers WHERE handle = ANY(%s)", (handles,)
+    )
+    return await cur.fetchall()
+
+
+async def set_user_id(conn: Conn, worker_id: int, user_id: str) -> None:
+    await conn.execute("UPDATE tasks.workers SET user_id = %s WHERE id = %s", (user_id, worker_id))
 
 
 async def list_agents(conn: Conn, tenant_id: str, limit: int, offset: int) -> list[Row]:

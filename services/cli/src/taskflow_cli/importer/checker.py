@@ -1,0 +1,169 @@
+"""Field readers over the CLI's JSON that record a :class:`Problem` and return ``None`` instead of
+raising, so every problem of a file is found in one pass."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from .records import Problem
+
+
+class Checker:
+    """Field readers that record a problem and return ``None`` instead of raising."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def warn(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message, fatal=False))
+
+    def text(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        required: bool = True,
+        max_length: int | None = None,
+        pattern: re.Pattern[str] | None = None,
+        non_blank: bool = False,
+    ) -> str | None:
+        if key not in obj or obj[key] is None:
+            if required:
+                self.fail(where, f"{key} is missing")
+            return None
+        value = obj[key]
+        if not isinstance(value, str):
+            self.fail(where, f"{key} must be a string, not {kind(value)}")
+            return None
+        if non_blank and not value.strip():
+            self.fail(where, f"{key} must not be blank")
+            return None
+        if max_length is not None and len(value) > max_length:
+            self.fail(where, f"{key} is longer than {max_length} characters")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.fail(where, f"{key} {value!r} does not match {pattern.pattern}")
+            return None
+        if "\x00" in value:
+            self.fail(where, f"{key} contains a NUL character")
+            return None
+        return value
+
+    def choice(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        where: str,
+        allowed: tuple[str, ...],
+        *,
+        default: str | None = None,
+        label: str | None = None,
+    ) -> str | None:
+        value = obj.get(key, default)
+        if value is None and default is None:
+            self.fail(where, f"{key} is missing")
+            return None
+        if value not in allowed:
+            expected = ", ".join(allowed)
+            self.fail(where, f"unknown {label or key} {value!r} (expected one of {expected})")
+            return None
+        return str(value)
+
+    def integer(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        required: bool = True,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> int | None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.fail(where, f"{key} is missing")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(where, f"{key} must be an integer, not {kind(value)}")
+            return None
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.fail(where, f"{key} {value} is outside {low}..{high}")
+            return None
+        return value
+
+    def timestamp(
+        self, obj: dict[str, Any], key: str, where: str, *, required: bool = True
+    ) -> tuple[datetime, str] | None:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.fail(where, f"{key} is missing")
+            return None
+        if not isinstance(value, str):
+            self.fail(where, f"{key} must be an ISO date-time string, not {kind(value)}")
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            self.fail(where, f"{key} {value!r} is not an ISO date-time")
+            return None
+        if parsed.isoformat() != value:
+            # Read, but not as written (a space for the T from `default=str`, a bare date, ...):
+            # say what it was read as, so nobody is surprised by the imported value.
+            self.warn(where, f"{key} {value!r} read as {parsed.isoformat()}")
+        return parsed, value
+
+    def strings(self, obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+        value = obj.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(where, f"{key} must be a list of strings")
+            return None
+        return tuple(value)
+
+
+def kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), "a value")
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """An ISO date-time with ``T`` or a space (``default=str``), or a date (midnight)."""
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def collection(top: dict[str, Any], key: str, check: Checker) -> list[Any]:
+    value = top.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        check.fail(key, f"must be a list, not {kind(value)}")
+        return []
+    return value
+
+
+def objects(items: list[Any], key: str, check: Checker) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            out.append((index, item))
+        else:
+            check.fail(f"{key}[{index}]", f"must be an object, not {kind(item)}")
+    return out
