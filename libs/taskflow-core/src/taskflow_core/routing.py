@@ -47,6 +47,29 @@ class Operation:
     operation_id: str | None = None
 
 
+class OperationFamily:
+    """Declares the operations of one family of routes (one tag), each with the documentation
+    the family shares (say, its response schema and example) unless the operation says
+    otherwise: ``family("GET", "Get a project", "getProject", "404 outside your tenant.")``."""
+
+    def __init__(self, tag: str, **shared: Any) -> None:
+        self.tag = tag
+        self.shared = shared
+
+    def __call__(
+        self,
+        method: str,
+        summary: str,
+        operation_id: str,
+        description: str | None = None,
+        **docs: Any,
+    ) -> Operation:
+        docs = {**self.shared, **docs}
+        return Operation(
+            method, summary, self.tag, operation_id=operation_id, description=description, **docs
+        )
+
+
 @dataclass(frozen=True)
 class Route:
     """A path template, the resource that serves it, and its documented operations."""

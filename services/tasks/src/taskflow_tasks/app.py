@@ -12,13 +12,10 @@ import functools
 from taskflow_core.auth import create_authenticator
 from taskflow_core.auth.snapshot import KeySetSnapshotStore
 from taskflow_core.config import Settings
-from taskflow_core.db import create_pool
-from taskflow_core.http import create_http_client
 from taskflow_core.logging import configure_logging
 from taskflow_core.service import Lifecycle, ServiceApp, build_app
 
 from . import SCHEMA, SERVICE
-from .callers.provisioning import Provisioner
 from .deps import TasksDeps
 from .internal.resources import internal_routes
 from .members.resources import member_routes
@@ -34,13 +31,10 @@ from .writes.purge import idempotency_purge
 def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or Settings.from_env()
     configure_logging(settings)
-    pool = create_pool(settings, f"taskflow-{SERVICE}")
-    http = create_http_client(timeout=settings.http_timeout)
+    deps = TasksDeps.open(settings, SERVICE)
+    pool, http = deps.pool, deps.http
     authenticator = create_authenticator(
         settings, http, service=SERVICE, snapshots=KeySetSnapshotStore(pool, SCHEMA)
-    )
-    deps = TasksDeps(
-        settings=settings, pool=pool, http=http, provisioner=Provisioner(pool, settings)
     )
 
     async def close_clients() -> None:

@@ -4,6 +4,7 @@ raising, so every problem of a file is found in one pass."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -167,3 +168,33 @@ def objects(items: list[Any], key: str, check: Checker) -> list[tuple[int, dict[
         else:
             check.fail(f"{key}[{index}]", f"must be an object, not {kind(item)}")
     return out
+
+
+class Rows:
+    """The objects of one collection of ``data.json`` (``projects``, ``tasks``, ...), each with
+    its index, and the keys seen among them: a second row with the same key is a problem, the
+    first one stays."""
+
+    def __init__(self, top: dict[str, Any], name: str, check: Checker) -> None:
+        self.name = name
+        self.check = check
+        self.seen: dict[Any, int] = {}
+        self.items = objects(collection(top, name, check), name, check)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        return iter(self.items)
+
+    def where(self, index: int, key: object = None, label: str = "{}") -> str:
+        """``tasks[3]``, or ``tasks[3] (id 7)`` once the row's key is known (``label`` spells
+        it)."""
+        return f"{self.name}[{index}]" + ("" if key is None else f" ({label.format(key)})")
+
+    def first(self, key: Any, index: int, where: str, what: str) -> bool:
+        """Whether row ``index`` is the first with ``key`` (a row without one passes)."""
+        if key is None:
+            return True
+        if key in self.seen:
+            self.check.fail(where, f"duplicate {what} (also {self.name}[{self.seen[key]}])")
+            return False
+        self.seen[key] = index
+        return True

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 # The service's own limits and choices: a row the API would refuse is refused here too.
-from taskflow_tasks.projects.schemas import NAME_MAX, PROJECT_DESCRIPTION_MAX, SLUG_MAX
+from taskflow_tasks.projects.schemas import (
+    NAME_MAX,
+    PROJECT_DESCRIPTION_MAX,
+    SLUG_MAX,
+    SLUG_PATTERN,
+)
 from taskflow_tasks.tasks.schemas import DESCRIPTION_MAX, TAGS_MAX, TITLE_MAX
 from taskflow_tasks.tasks.workflow import PRIORITIES, STATUSES
-from taskflow_tasks.workers.schemas import AGENT_TYPES, HANDLE_MAX
+from taskflow_tasks.workers.schemas import AGENT_TYPES, HANDLE_MAX, HANDLE_PATTERN
 
-from .checker import Checker, collection, kind, objects
+from .checker import Checker, Rows, kind
 from .records import (
     CliAuditEntry,
     CliConfig,
@@ -31,8 +37,8 @@ from .records import (
 )
 
 WORKER_TYPES = ("human", "agent")
-HANDLE_RE = re.compile(r"^@[a-z0-9_-]+$")
-SLUG_RE = re.compile(r"^[a-z0-9-]+$")
+HANDLE_RE = re.compile(HANDLE_PATTERN)
+SLUG_RE = re.compile(SLUG_PATTERN)
 # What the audit service accepts as an action name (taskflow_audit.events).
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -73,38 +79,28 @@ def parse_json(raw: bytes, name: str) -> Any | Problem:
         return Problem(name, "invalid JSON: nested too deeply")
 
 
-def _projects(top: dict[str, Any], check: Checker, refused: set[str]) -> list[CliProject]:
-    result = []
-    seen: dict[str, int] = {}
-    for index, obj in objects(collection(top, "projects", check), "projects", check):
-        where = f"projects[{index}]"
-        slug = check.text(obj, "slug", where, max_length=SLUG_MAX, pattern=SLUG_RE)
-        if slug is not None:
-            where = f"projects[{index}] (slug {slug})"
+def _projects(top: dict[str, Any], check: Checker, refused: set[str]) -> Iterator[CliProject]:
+    rows = Rows(top, "projects", check)
+    for index, obj in rows:
+        slug = check.text(obj, "slug", rows.where(index), max_length=SLUG_MAX, pattern=SLUG_RE)
+        where = rows.where(index, slug, "slug {}")
         name = check.text(obj, "name", where, max_length=NAME_MAX, non_blank=True)
         description = check.text(
             obj, "description", where, required=False, max_length=PROJECT_DESCRIPTION_MAX
         )
-        if slug is not None and slug in seen:
-            check.fail(where, f"duplicate project slug {slug!r} (also projects[{seen[slug]}])")
+        if not rows.first(slug, index, where, f"project slug {slug!r}"):
             continue
-        if slug is not None:
-            seen[slug] = index
         if slug is not None and name is not None:
-            result.append(CliProject(index, slug, name, description))
+            yield CliProject(index, slug, name, description)
         elif isinstance(obj.get("slug"), str):
             refused.add(obj["slug"])
-    return result
 
 
-def _workers(top: dict[str, Any], check: Checker, refused: set[str]) -> list[CliWorker]:
-    result = []
-    seen: dict[str, int] = {}
-    for index, obj in objects(collection(top, "workers", check), "workers", check):
-        where = f"workers[{index}]"
-        handle = check.text(obj, "id", where, max_length=HANDLE_MAX, pattern=HANDLE_RE)
-        if handle is not None:
-            where = f"workers[{index}] ({handle})"
+def _workers(top: dict[str, Any], check: Checker, refused: set[str]) -> Iterator[CliWorker]:
+    rows = Rows(top, "workers", check)
+    for index, obj in rows:
+        handle = check.text(obj, "id", rows.where(index), max_length=HANDLE_MAX, pattern=HANDLE_RE)
+        where = rows.where(index, handle)
         kind = check.choice(obj, "type", where, WORKER_TYPES, label="worker type")
         name = check.text(obj, "name", where, max_length=NAME_MAX, non_blank=True)
         agent_type = None
@@ -112,17 +108,14 @@ def _workers(top: dict[str, Any], check: Checker, refused: set[str]) -> list[Cli
             agent_type = check.choice(obj, "agent_type", where, AGENT_TYPES, label="agent type")
         capabilities = check.strings(obj, "capabilities", where)
         created = check.timestamp(obj, "created_at", where, required=False)
-        if handle is not None and handle in seen:
-            check.fail(where, f"duplicate worker id {handle} (also workers[{seen[handle]}])")
+        if not rows.first(handle, index, where, f"worker id {handle}"):
             continue
-        if handle is not None:
-            seen[handle] = index
         if None in (handle, kind, name, capabilities) or (kind == "agent" and agent_type is None):
             if isinstance(obj.get("id"), str):
                 refused.add(obj["id"])
             continue
         assert handle is not None and kind is not None and name is not None
-        result.append(
+        yield (
             CliWorker(
                 index,
                 handle,
@@ -133,17 +126,13 @@ def _workers(top: dict[str, Any], check: Checker, refused: set[str]) -> list[Cli
                 created[0] if created else None,
             )
         )
-    return result
 
 
-def _tasks(top: dict[str, Any], check: Checker, refused: set[int]) -> list[CliTask]:
-    result = []
-    seen: dict[int, int] = {}
-    for index, obj in objects(collection(top, "tasks", check), "tasks", check):
-        where = f"tasks[{index}]"
-        task_id = check.integer(obj, "id", where, low=1)
-        if task_id is not None:
-            where = f"tasks[{index}] (id {task_id})"
+def _tasks(top: dict[str, Any], check: Checker, refused: set[int]) -> Iterator[CliTask]:
+    rows = Rows(top, "tasks", check)
+    for index, obj in rows:
+        task_id = check.integer(obj, "id", rows.where(index), low=1)
+        where = rows.where(index, task_id, "id {}")
         title = check.text(obj, "title", where, max_length=TITLE_MAX, non_blank=True)
         description = check.text(
             obj, "description", where, required=False, max_length=DESCRIPTION_MAX
@@ -171,11 +160,8 @@ def _tasks(top: dict[str, Any], check: Checker, refused: set[int]) -> list[CliTa
         if recurrence is not None and not isinstance(recurrence, str):
             check.fail(where, f"recurrence must be a string, not {kind(recurrence)}")
         updated = check.timestamp(obj, "updated_at", where, required=False)
-        if task_id is not None and task_id in seen:
-            check.fail(where, f"duplicate task id {task_id} (also tasks[{seen[task_id]}])")
+        if not rows.first(task_id, index, where, f"task id {task_id}"):
             continue
-        if task_id is not None:
-            seen[task_id] = index
         if (
             task_id is None
             or title is None
@@ -191,7 +177,7 @@ def _tasks(top: dict[str, Any], check: Checker, refused: set[int]) -> list[CliTa
             if task_id is not None:
                 refused.add(task_id)
             continue
-        result.append(
+        yield (
             CliTask(
                 index=index,
                 id=task_id,
@@ -211,18 +197,15 @@ def _tasks(top: dict[str, Any], check: Checker, refused: set[int]) -> list[CliTa
                 updated_at=updated[0] if updated else created[0],
             )
         )
-    return result
 
 
-def _audit(top: dict[str, Any], check: Checker) -> list[CliAuditEntry]:
+def _audit(top: dict[str, Any], check: Checker) -> Iterator[CliAuditEntry]:
     # Duplicate audit ids are not a problem: the CLI numbers entries len(logs) + 1, which
     # repeats after a deletion (reference §2.9). Entries are identified by their position.
-    result = []
-    for index, obj in objects(collection(top, "audit_logs", check), "audit_logs", check):
-        where = f"audit_logs[{index}]"
-        entry_id = check.integer(obj, "id", where, required=False)
-        if entry_id is not None:
-            where = f"audit_logs[{index}] (id {entry_id})"
+    rows = Rows(top, "audit_logs", check)
+    for index, obj in rows:
+        entry_id = check.integer(obj, "id", rows.where(index), required=False)
+        where = rows.where(index, entry_id, "id {}")
         task_id = check.integer(obj, "task_id", where, required=False)
         slug = check.text(obj, "project_slug", where, required=False)
         actor = check.text(obj, "actor_id", where)
@@ -240,7 +223,7 @@ def _audit(top: dict[str, Any], check: Checker) -> list[CliAuditEntry]:
             continue
         if stamp is None:
             continue
-        result.append(
+        yield (
             CliAuditEntry(
                 index,
                 entry_id,
@@ -254,7 +237,6 @@ def _audit(top: dict[str, Any], check: Checker) -> list[CliAuditEntry]:
                 stamp[1],
             )
         )
-    return result
 
 
 def _config(raw: bytes | None, problems: list[Problem]) -> CliConfig:
@@ -287,8 +269,8 @@ def read_data(files: SourceFiles) -> tuple[CliData, list[Problem]]:
         return CliData(), [Problem(files.data_path.name, f"must be an object, not {kind(parsed)}")]
     check = Checker(problems)
     data = CliData(config=_config(files.config, problems))
-    data.projects = _projects(parsed, check, data.refused_projects)
-    data.workers = _workers(parsed, check, data.refused_workers)
-    data.tasks = _tasks(parsed, check, data.refused_tasks)
-    data.audit = _audit(parsed, check)
+    data.projects = list(_projects(parsed, check, data.refused_projects))
+    data.workers = list(_workers(parsed, check, data.refused_workers))
+    data.tasks = list(_tasks(parsed, check, data.refused_tasks))
+    data.audit = list(_audit(parsed, check))
     return data, problems

@@ -24,19 +24,10 @@ from taskflow_tasks.projects import store as projects
 from taskflow_tasks.tasks import store as tasks
 from taskflow_tasks.workers import store as workers
 
-from . import ledger
+from . import ledger, planned
 from .history import history_event
 from .outcome import Outcome, Progress, RunContext
-from .planned import (
-    OWNER_KEY,
-    Plan,
-    PlannedEvent,
-    PlannedMember,
-    PlannedProject,
-    PlannedTask,
-    PlannedWorker,
-    event_id,
-)
+from .planned import OWNER_KEY, Plan, event_id
 from .source import Problem
 from .workers import ensure_owner, ensure_worker, handle_notes, import_author, worker_created
 
@@ -239,7 +230,7 @@ class Importer:
         self.outcome.tallies[category].skipped += not created
 
     # -- workers -------------------------------------------------------------------------------
-    async def _write_workers(self, conn: Conn, planned: list[PlannedWorker]) -> Ids:
+    async def _write_workers(self, conn: Conn, chunk: list[planned.PlannedWorker]) -> Ids:
         ids: Ids = {}
         entries: list[ledger.Entry] = []
         if OWNER_KEY not in self.recorded and OWNER_KEY not in await self._recorded_now(
@@ -250,7 +241,7 @@ class Importer:
             ids[OWNER_KEY] = owner["id"]
             entries.append((OWNER_KEY, owner["id"], None, created))
             self._tally("workers", created)
-        for worker in planned:
+        for worker in chunk:
             row, created = await ensure_worker(conn, worker, self.tenant, self.now)
             ids[worker.key] = row["id"]
             ev = None
@@ -279,11 +270,11 @@ class Importer:
         self.outcome.owner_handle = self.handles.get(OWNER_KEY)
 
     # -- projects and memberships ----------------------------------------------------------------
-    async def _write_projects(self, conn: Conn, planned: list[PlannedProject]) -> Ids:
+    async def _write_projects(self, conn: Conn, chunk: list[planned.PlannedProject]) -> Ids:
         ids: Ids = {}
         entries: list[ledger.Entry] = []
         assert self.owner is not None
-        for project in planned:
+        for project in chunk:
             row = await projects.insert_project(
                 conn,
                 tenant_id=self.tenant,
@@ -312,14 +303,14 @@ class Importer:
             )
             ids[project.key] = row["id"]
             entries.append((project.key, row["id"], ev, True))
-        self.outcome.tallies["projects"].created += len(planned)
+        self.outcome.tallies["projects"].created += len(chunk)
         await self._ledger(conn, entries)
         return ids
 
-    async def _write_members(self, conn: Conn, planned: list[PlannedMember]) -> Ids:
+    async def _write_members(self, conn: Conn, chunk: list[planned.PlannedMember]) -> Ids:
         ids: Ids = {}
         entries: list[ledger.Entry] = []
-        for member in planned:
+        for member in chunk:
             project_id = self.ids[member.project_key]
             worker_id = self.ids[member.worker_key]
             row = await members.add_member(conn, project_id, worker_id, "member", self.now)
@@ -343,12 +334,12 @@ class Importer:
         return ids
 
     # -- tasks ---------------------------------------------------------------------------------
-    async def _write_tasks(self, conn: Conn, planned: list[PlannedTask]) -> Ids:
-        if not planned:
+    async def _write_tasks(self, conn: Conn, chunk: list[planned.PlannedTask]) -> Ids:
+        if not chunk:
             return {}
         # Ids drawn up front so a subtask in the same chunk can name its parent.
-        new_ids = await tasks.next_ids(conn, len(planned))
-        ids = {task.key: new_id for task, new_id in zip(planned, new_ids, strict=True)}
+        new_ids = await tasks.next_ids(conn, len(chunk))
+        ids = {task.key: new_id for task, new_id in zip(chunk, new_ids, strict=True)}
         known = {**self.ids, **ids}
         rows = [
             {
@@ -371,22 +362,21 @@ class Importer:
                 "created_at": task.created_at,
                 "updated_at": task.updated_at,
             }
-            for task in planned
+            for task in chunk
         ]
         await tasks.insert_many(conn, rows)
-        await self._ledger(conn, [(t.key, ids[t.key], None, True) for t in planned])
-        self.outcome.tallies["tasks"].created += len(planned)
+        await self._ledger(conn, [(t.key, ids[t.key], None, True) for t in chunk])
+        self.outcome.tallies["tasks"].created += len(chunk)
         return ids
 
     # -- audit ---------------------------------------------------------------------------------
-    async def _write_events(self, conn: Conn, planned: list[PlannedEvent]) -> Ids:
+    async def _write_events(self, conn: Conn, chunk: list[planned.PlannedEvent]) -> Ids:
         # One round trip per chunk instead of one per event: 50,000 history entries in
         # seconds, not minutes.
         events = [
-            history_event(event, self.tenant, self.ids, self.handles, self.types)
-            for event in planned
+            history_event(event, self.tenant, self.ids, self.handles, self.types) for event in chunk
         ]
         await record_all(conn, events)
-        await self._ledger(conn, [(e.key, None, e.event_id, True) for e in planned])
-        self.outcome.tallies["audit entries"].created += len(planned)
+        await self._ledger(conn, [(e.key, None, e.event_id, True) for e in chunk])
+        self.outcome.tallies["audit entries"].created += len(chunk)
         return {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import falcon.asgi
+from falcon.asgi import Request
 from taskflow_core.auth.identity import Identity
 from taskflow_core.errors import Forbidden, Unauthorized
 
@@ -50,7 +50,7 @@ class Caller:
         return Author(self.tenant_id, self.actor)
 
 
-def identity_of(req: falcon.asgi.Request) -> Identity:
+def identity_of(req: Request) -> Identity:
     """The verified identity the auth middleware put on the request (401 without one)."""
     identity = getattr(req.context, "identity", None)
     if not isinstance(identity, Identity):

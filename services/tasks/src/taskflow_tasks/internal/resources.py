@@ -23,16 +23,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import falcon
-import falcon.asgi
-import psycopg_pool
+from falcon.asgi import Request, Response
 from marshmallow import Schema, fields, validate
 from taskflow_core.auth.identity import Identity
 from taskflow_core.errors import Forbidden, Unauthorized
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import OperationFamily, Route
 from taskflow_core.schemas import QuerySchema, load_query, parse_id
 
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps
 from .store import project_with_caller, readable_project_ids, task_project
 
 Access = Literal["owner", "member", "forbidden", "not_found"]
@@ -90,7 +88,7 @@ class ReadableProjectsReplySchema(Schema):
 _CALLER_QUERY = CallerQuerySchema()
 
 
-def _require_audit_service(req: falcon.asgi.Request) -> None:
+def _require_audit_service(req: Request) -> None:
     identity = getattr(req.context, "identity", None)
     if not isinstance(identity, Identity):
         raise Unauthorized("Not authenticated")
@@ -98,33 +96,23 @@ def _require_audit_service(req: falcon.asgi.Request) -> None:
         raise Forbidden("Only the audit service may ask this")
 
 
-class ProjectAccessResource:
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+class ProjectAccessResource(Resource):
+    async def on_get(self, req: Request, resp: Response, project_id: str) -> None:
         _require_audit_service(req)
         pid = parse_id(project_id, "project_id")
         query = load_query(req, _CALLER_QUERY)
-        async with self.pool.connection() as conn:
+        async with self.deps.pool.connection() as conn:
             project = await project_with_caller(conn, pid, query)
         access = decide_access(project, query["tenant_id"])
         deleted = access != "not_found" and project is not None and bool(project["deleted_at"])
         resp.media = {"project_id": pid, "access": access, "deleted": deleted}
 
 
-class TaskProjectResource:
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
+class TaskProjectResource(Resource):
+    async def on_get(self, req: Request, resp: Response, task_id: str) -> None:
         _require_audit_service(req)
         tid = parse_id(task_id, "task_id")
-        async with self.pool.connection() as conn:
+        async with self.deps.pool.connection() as conn:
             row = await task_project(conn, tid)
         resp.media = {
             "task_id": tid,
@@ -133,64 +121,53 @@ class TaskProjectResource:
         }
 
 
-class ReadableProjectsResource:
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+class ReadableProjectsResource(Resource):
+    async def on_get(self, req: Request, resp: Response) -> None:
         _require_audit_service(req)
         query = load_query(req, _CALLER_QUERY)
-        async with self.pool.connection() as conn:
+        async with self.deps.pool.connection() as conn:
             ids = await readable_project_ids(conn, query)
         resp.media = {"project_ids": ids}
 
 
+# Internal routes answer with their schemas alone: the audit service is their only reader.
+_internal = OperationFamily(TAG, query=CallerQuerySchema)
+_ACCESS = _internal(
+    "GET",
+    "May this caller read the project's history",
+    "getProjectHistoryAccess",
+    response=AccessReplySchema,
+)
+_TASK_PROJECT = _internal(
+    "GET", "The project of a task", "getTaskProject", response=TaskProjectReplySchema, query=None
+)
+_READABLE = _internal(
+    "GET",
+    "Projects whose history the caller may read",
+    "listReadableProjects",
+    response=ReadableProjectsReplySchema,
+)
+
+
 def internal_routes(deps: TasksDeps) -> list[Route]:
     """The tasks app's internal routes (``Route.internal``: service credentials only)."""
-    pool = deps.pool
     return [
         Route(
             "/internal/tasks/projects/{project_id}/access",
-            ProjectAccessResource(pool),
-            (
-                Operation(
-                    "GET",
-                    "May this caller read the project's history",
-                    TAG,
-                    operation_id="getProjectHistoryAccess",
-                    response=AccessReplySchema,
-                    query=CallerQuerySchema,
-                ),
-            ),
+            ProjectAccessResource(deps),
+            (_ACCESS,),
             internal=True,
         ),
         Route(
             "/internal/tasks/tasks/{task_id}/project",
-            TaskProjectResource(pool),
-            (
-                Operation(
-                    "GET",
-                    "The project of a task",
-                    TAG,
-                    operation_id="getTaskProject",
-                    response=TaskProjectReplySchema,
-                ),
-            ),
+            TaskProjectResource(deps),
+            (_TASK_PROJECT,),
             internal=True,
         ),
         Route(
             "/internal/tasks/readable-projects",
-            ReadableProjectsResource(pool),
-            (
-                Operation(
-                    "GET",
-                    "Projects whose history the caller may read",
-                    TAG,
-                    operation_id="listReadableProjects",
-                    response=ReadableProjectsReplySchema,
-                    query=CallerQuerySchema,
-                ),
-            ),
+            ReadableProjectsResource(deps),
+            (_READABLE,),
             internal=True,
         ),
     ]

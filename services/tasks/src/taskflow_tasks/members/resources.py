@@ -6,22 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import falcon
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import BadRequest, NotFound
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import OperationFamily, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from ..callers.caller import Caller
 from ..callers.provisioning import create_placeholder_human
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps
 from ..outbox.events import record
 from ..projects import access
 from ..workers import store as workers
 from ..workers.organization import organization_members
 from ..workers.rules import member_user_id
-from ..writes.idempotency import idempotent_post
+from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import rules, store
 from .schemas import (
     MEMBER_READ,
@@ -49,22 +48,15 @@ _create = MemberCreateSchema()
 _search = MemberSearchQuerySchema()
 
 
-class MemberCollection:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+class MemberCollection(Resource):
+    async def on_get(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         async with self.deps.reading(req) as (conn, caller):
             await access.project_for_member(conn, caller, pid)
             rows = await store.list_members(conn, pid)
         resp.media = MEMBER_READ.dump(rows, many=True)
 
-    async def on_post(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+    async def on_post(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _create)
         kind, target = rules.member_target(body["user_id"], body["agent_id"])
@@ -98,7 +90,7 @@ class MemberCollection:
         await idempotent_post(self.deps, req, resp, add)
 
     async def _person_of_tenant(
-        self, req: falcon.asgi.Request, conn: Conn, caller: Caller, user_id: str
+        self, req: Request, conn: Conn, caller: Caller, user_id: str
     ) -> dict[str, Any]:
         """The human worker ``user_id`` names, if they belong to the caller's tenant: seen in it
         already, or listed by the SSO as a member of its organisation. Someone TaskFlow knows
@@ -116,14 +108,11 @@ class MemberCollection:
         return found
 
 
-class MemberItem:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
+class MemberItem(Resource):
     async def on_delete(
         self,
-        req: falcon.asgi.Request,
-        resp: falcon.asgi.Response,
+        req: Request,
+        resp: Response,
         project_id: str,
         member_id: str,
     ) -> None:
@@ -148,22 +137,14 @@ class MemberItem:
         resp.media = {"ok": True}
 
 
-class MemberSearch:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+class MemberSearch(Resource):
+    async def on_get(self, req: Request, resp: Response) -> None:
         query = load_query(req, _search)
         async with self.deps.reading(req) as (conn, caller):
             if query["project_id"] is not None:
                 await access.project_for_member(conn, caller, query["project_id"])
-            rows = await store.search(
-                conn,
-                tenant_id=caller.tenant_id,
-                query=query["q"],
-                project_id=query["project_id"],
-                limit=query["limit"],
-            )
+            q, project_id, limit = query["q"], query["project_id"], query["limit"]
+            rows = await store.search(conn, caller.tenant_id, q, project_id, limit)
         resp.media = {
             "members": [
                 {
@@ -179,89 +160,69 @@ class MemberSearch:
         }
 
 
+# The operations: what each says beyond its schemas. Unless one says otherwise, an operation
+# answers a membership (MemberRead).
+_member = OperationFamily(TAG, response=MemberReadSchema, example=MEMBER_EXAMPLE)
+_SEARCH = _member(
+    "GET",
+    "Search members",
+    "searchMembers",
+    "For @mention autocomplete, within your tenant: its agents and the humans of its projects "
+    "(or of one project you belong to). Humans first, then by name, then id. `total` counts all "
+    "matches.",
+    response=MemberSearchResultSchema,
+    query=MemberSearchQuerySchema,
+    errors=(403, 404),
+    example={
+        "members": [
+            {
+                "id": "@alice",
+                "name": "Alice",
+                "handle": "@alice",
+                "type": "human",
+                "description": "Team Member",
+            }
+        ],
+        "total": 1,
+    },
+)
+_LIST = _member(
+    "GET",
+    "List project members",
+    "listProjectMembers",
+    "Humans and agents in join order (owner first), id tiebreaker.",
+    many=True,
+    errors=(403, 404),
+)
+_ADD = _member(
+    "POST",
+    "Add a project member",
+    "addProjectMember",
+    "Owner only. `user_id` adds a person of your organisation: one who has used TaskFlow in "
+    "this tenant, one the SSO lists as a member of your organisation (asked with your "
+    "credentials; 502 when it cannot be reached), or an id TaskFlow has never seen (a "
+    "placeholder worker `User <id>` is created). Someone known only in other tenants is 404 "
+    "`User not found`. `agent_id` adds an agent of your tenant (404 `Agent not found` for "
+    "another tenant's worker).",
+    status=201,
+    request=MemberCreateSchema,
+    errors=(400, 403, 404, 502),
+    headers=(IDEMPOTENCY_HEADER,),
+)
+_REMOVE = _member(
+    "DELETE",
+    "Remove a project member",
+    "removeProjectMember",
+    "Owner only; `member_id` is the membership id. The owner cannot be removed.",
+    response=OkSchema,
+    errors=(400, 403, 404),
+    example={"ok": True},
+)
+
+
 def member_routes(deps: TasksDeps) -> list[Route]:
     return [
-        Route(
-            "/api/members/search",
-            MemberSearch(deps),
-            (
-                Operation(
-                    "GET",
-                    "Search members",
-                    TAG,
-                    operation_id="searchMembers",
-                    response=MemberSearchResultSchema,
-                    query=MemberSearchQuerySchema,
-                    errors=(403, 404),
-                    example={
-                        "members": [
-                            {
-                                "id": "@alice",
-                                "name": "Alice",
-                                "handle": "@alice",
-                                "type": "human",
-                                "description": "Team Member",
-                            }
-                        ],
-                        "total": 1,
-                    },
-                    description="For @mention autocomplete, within your tenant: its agents and "
-                    "the humans of its projects (or of one project you belong to). Humans "
-                    "first, then by name, then id. `total` counts all matches.",
-                ),
-            ),
-        ),
-        Route(
-            "/api/projects/{project_id}/members",
-            MemberCollection(deps),
-            (
-                Operation(
-                    "GET",
-                    "List project members",
-                    TAG,
-                    operation_id="listProjectMembers",
-                    response=MemberReadSchema,
-                    many=True,
-                    errors=(403, 404),
-                    example=MEMBER_EXAMPLE,
-                    description="Humans and agents in join order (owner first), id tiebreaker.",
-                ),
-                Operation(
-                    "POST",
-                    "Add a project member",
-                    TAG,
-                    operation_id="addProjectMember",
-                    response=MemberReadSchema,
-                    status=201,
-                    request=MemberCreateSchema,
-                    errors=(400, 403, 404, 502),
-                    example=MEMBER_EXAMPLE,
-                    headers=("Idempotency-Key",),
-                    description="Owner only. `user_id` adds a person of your organisation: one "
-                    "who has used TaskFlow in this tenant, one the SSO lists as a member of "
-                    "your organisation (asked with your credentials; 502 when it cannot be "
-                    "reached), or an id TaskFlow has never seen (a placeholder worker `User "
-                    "<id>` is created). Someone known only in other tenants is 404 `User not "
-                    "found`. `agent_id` adds an agent of your tenant (404 `Agent not found` for "
-                    "another tenant's worker).",
-                ),
-            ),
-        ),
-        Route(
-            "/api/projects/{project_id}/members/{member_id}",
-            MemberItem(deps),
-            (
-                Operation(
-                    "DELETE",
-                    "Remove a project member",
-                    TAG,
-                    operation_id="removeProjectMember",
-                    response=OkSchema,
-                    errors=(400, 403, 404),
-                    example={"ok": True},
-                    description="Owner only; `member_id` is the membership id. The owner "
-                    "cannot be removed.",
-                ),
-            ),
-        ),
+        Route("/api/members/search", MemberSearch(deps), (_SEARCH,)),
+        Route("/api/projects/{project_id}/members", MemberCollection(deps), (_LIST, _ADD)),
+        Route("/api/projects/{project_id}/members/{member_id}", MemberItem(deps), (_REMOVE,)),
     ]

@@ -68,12 +68,7 @@ async def remove_member(conn: Conn, member_id: int) -> None:
 
 
 async def search(
-    conn: Conn,
-    *,
-    tenant_id: str,
-    query: str | None,
-    project_id: int | None,
-    limit: int,
+    conn: Conn, tenant_id: str, query: str | None, project_id: int | None, limit: int
 ) -> list[Row]:
     """Workers visible in ``tenant_id`` whose handle or name contains ``query``.
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import falcon
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import BadRequest
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import OperationFamily, Route
 from taskflow_core.schemas import PageQuerySchema, load_body, load_query, parse_id
 
 from ..callers.caller import Caller
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps, answer_created
 from ..outbox.events import record
 from ..writes.diff import field_changes
-from ..writes.idempotency import idempotent_post
-from ..writes.preconditions import check_if_match, etag
+from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
+from ..writes.preconditions import IF_MATCH_HEADER, check_if_match, etag
 from . import access, rules, store
 from .schemas import (
     PROJECT_READ,
@@ -43,8 +42,8 @@ PROJECT_EXAMPLE = {
     "updated_at": "2025-12-11T09:00:00+00:00",
 }
 Conn = psycopg.AsyncConnection[Any]
-IF_MATCH = ("If-Match",)
-IDEMPOTENCY = ("Idempotency-Key",)
+IF_MATCH = (IF_MATCH_HEADER,)
+IDEMPOTENCY = (IDEMPOTENCY_HEADER,)
 
 _page = PageQuerySchema()
 _create = ProjectCreateSchema()
@@ -56,17 +55,13 @@ def project_etag(project: dict[str, Any]) -> str:
     return etag("project", project["id"], project["updated_at"])
 
 
-def _respond(resp: falcon.asgi.Response, project: dict[str, Any], status: int = 200) -> None:
-    resp.status = status
+def _respond(resp: Response, project: dict[str, Any]) -> None:
     resp.media = PROJECT_READ.dump(project)
     resp.set_header("ETag", project_etag(project))
 
 
-class ProjectCollection:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+class ProjectCollection(Resource):
+    async def on_get(self, req: Request, resp: Response) -> None:
         page = load_query(req, _page)
         async with self.deps.reading(req) as (conn, caller):
             rows = await store.list_for_member(
@@ -74,7 +69,7 @@ class ProjectCollection:
             )
         resp.media = PROJECT_READ.dump(rows, many=True)
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    async def on_post(self, req: Request, resp: Response) -> None:
         body = await load_body(req, _create)
 
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
@@ -99,27 +94,20 @@ class ProjectCollection:
                 "tenant_id": caller.tenant_id,
             }
             await record(conn, caller.author.project_event(project["id"], "created", details, now))
-            _respond(resp, project, 201)
-            resp.set_header("Location", f"/api/projects/{project['id']}")
+            location = f"/api/projects/{project['id']}"
+            answer_created(resp, PROJECT_READ.dump(project), location, project_etag(project))
 
         await idempotent_post(self.deps, req, resp, create)
 
 
-class ProjectItem:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+class ProjectItem(Resource):
+    async def on_get(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         async with self.deps.reading(req) as (conn, caller):
             project = await access.project_for_member(conn, caller, pid)
         _respond(resp, project)
 
-    async def on_put(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+    async def on_put(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _update)
         async with self.deps.writing(req) as (conn, caller):
@@ -137,9 +125,7 @@ class ProjectItem:
                 await record(conn, caller.author.project_event(pid, "updated", details, now))
         _respond(resp, project)
 
-    async def on_delete(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+    async def on_delete(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         force = load_query(req, _delete_query)["force"]
         async with self.deps.writing(req) as (conn, caller):
@@ -174,79 +160,62 @@ class ProjectItem:
         resp.media = {"ok": True, "deleted_tasks": len(removed)}
 
 
+# The operations: what each says beyond its schemas. Unless one says otherwise, an operation
+# answers a project (ProjectRead).
+_project = OperationFamily(TAG, response=ProjectReadSchema, example=PROJECT_EXAMPLE)
+_LIST = _project(
+    "GET",
+    "List my projects",
+    "listProjects",
+    "Projects of the current tenant you are a member of: the Default project first, then "
+    "oldest first (id as tiebreaker).",
+    many=True,
+    query=PageQuerySchema,
+)
+_CREATE = _project(
+    "POST",
+    "Create a project",
+    "createProject",
+    "You become its owner. 400 when the slug exists in the tenant.",
+    status=201,
+    request=ProjectCreateSchema,
+    errors=(400,),
+    example={**PROJECT_EXAMPLE, "member_count": 1, "task_count": 0},
+    headers=IDEMPOTENCY,
+)
+_GET = _project(
+    "GET",
+    "Get a project",
+    "getProject",
+    "404 outside your tenant, 403 when not a member. Sends an ETag.",
+    errors=(403, 404),
+)
+_UPDATE = _project(
+    "PUT",
+    "Update a project",
+    "updateProject",
+    "Owner only. Absent fields are unchanged; null clears the description. If-Match "
+    "(optional): 412 when stale.",
+    request=ProjectUpdateSchema,
+    errors=(403, 404, 412),
+    headers=IF_MATCH,
+)
+_DELETE = _project(
+    "DELETE",
+    "Delete a project",
+    "deleteProject",
+    "Owner only; not the Default project; with tasks only with force=true (each removed task "
+    "is audited). Its history stays readable.",
+    response=ProjectDeletedSchema,
+    query=ProjectDeleteQuerySchema,
+    errors=(400, 403, 404, 412),
+    example={"ok": True, "deleted_tasks": 4},
+    headers=IF_MATCH,
+)
+
+
 def project_routes(deps: TasksDeps) -> list[Route]:
     return [
-        Route(
-            "/api/projects",
-            ProjectCollection(deps),
-            (
-                Operation(
-                    "GET",
-                    "List my projects",
-                    TAG,
-                    operation_id="listProjects",
-                    response=ProjectReadSchema,
-                    many=True,
-                    query=PageQuerySchema,
-                    example=PROJECT_EXAMPLE,
-                    description="Projects of the current tenant you are a member of: the "
-                    "Default project first, then oldest first (id as tiebreaker).",
-                ),
-                Operation(
-                    "POST",
-                    "Create a project",
-                    TAG,
-                    operation_id="createProject",
-                    response=ProjectReadSchema,
-                    status=201,
-                    request=ProjectCreateSchema,
-                    errors=(400,),
-                    example={**PROJECT_EXAMPLE, "member_count": 1, "task_count": 0},
-                    headers=IDEMPOTENCY,
-                    description="You become its owner. 400 when the slug exists in the tenant.",
-                ),
-            ),
-        ),
-        Route(
-            "/api/projects/{project_id}",
-            ProjectItem(deps),
-            (
-                Operation(
-                    "GET",
-                    "Get a project",
-                    TAG,
-                    operation_id="getProject",
-                    response=ProjectReadSchema,
-                    errors=(403, 404),
-                    example=PROJECT_EXAMPLE,
-                    description="404 outside your tenant, 403 when not a member. Sends an ETag.",
-                ),
-                Operation(
-                    "PUT",
-                    "Update a project",
-                    TAG,
-                    operation_id="updateProject",
-                    response=ProjectReadSchema,
-                    request=ProjectUpdateSchema,
-                    errors=(403, 404, 412),
-                    example=PROJECT_EXAMPLE,
-                    headers=IF_MATCH,
-                    description="Owner only. Absent fields are unchanged; null clears the "
-                    "description. If-Match (optional): 412 when stale.",
-                ),
-                Operation(
-                    "DELETE",
-                    "Delete a project",
-                    TAG,
-                    operation_id="deleteProject",
-                    response=ProjectDeletedSchema,
-                    query=ProjectDeleteQuerySchema,
-                    errors=(400, 403, 404, 412),
-                    example={"ok": True, "deleted_tasks": 4},
-                    headers=IF_MATCH,
-                    description="Owner only; not the Default project; with tasks only with "
-                    "force=true (each removed task is audited). Its history stays readable.",
-                ),
-            ),
-        ),
+        Route("/api/projects", ProjectCollection(deps), (_LIST, _CREATE)),
+        Route("/api/projects/{project_id}", ProjectItem(deps), (_GET, _UPDATE, _DELETE)),
     ]

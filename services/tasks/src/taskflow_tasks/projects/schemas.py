@@ -11,7 +11,13 @@ from taskflow_core.schemas import NotBlank, QuerySchema, StrictSchema, UTCDateTi
 
 NAME_MAX = 200
 SLUG_MAX = 100
+SLUG_PATTERN = r"^[a-z0-9-]+$"
 PROJECT_DESCRIPTION_MAX = 2000
+
+
+def matching(pattern: str) -> validate.Regexp:
+    """A value matching ``pattern``, else "Must match <pattern>."."""
+    return validate.Regexp(pattern, error=f"Must match {pattern}.")
 
 
 def name_field(*, required: bool, allow_none: bool = False) -> fields.String:
@@ -40,10 +46,7 @@ class ProjectReadSchema(StrictSchema):
 class ProjectCreateSchema(StrictSchema):
     slug = fields.String(
         required=True,
-        validate=[
-            validate.Length(min=1, max=SLUG_MAX),
-            validate.Regexp(r"^[a-z0-9-]+$", error="Must match ^[a-z0-9-]+$."),
-        ],
+        validate=[validate.Length(min=1, max=SLUG_MAX), matching(SLUG_PATTERN)],
         metadata={"description": "^[a-z0-9-]+$, at most 100 characters, unique in the tenant"},
     )
     name = name_field(required=True)

@@ -4,17 +4,14 @@ same change as one guarded statement (``guarded``); ``changes.TaskChange`` runs 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import falcon.asgi
 import psycopg
 from taskflow_core.errors import BadRequest
 
-from ..callers.caller import Caller
 from . import queries, store
 from . import workflow as wf
-from .changes import Guarded, TaskChange
+from .changes import Applied, Change, Guarded, TaskChange
 from .resource import check_may_modify, check_may_review, spawns_next
 from .schemas import ASSIGN_UPDATE, PROGRESS_UPDATE, REJECT, STATUS_UPDATE
 
@@ -45,48 +42,28 @@ class TaskStatus(TaskChange):
             sets += ", completed_at = %(_now)s, progress_percent = 100"
             guard += " AND NOT x.is_recurring"
         params = {"status": new, "_from": _SOURCES[new]}
-        change = store.GuardedChange(sets, guard, "status", params)
-        return change, "status_changed", {"before": None, "after": new}
+        statement = store.GuardedChange(sets, guard, "status", params)
+        return Guarded(statement, "status_changed", {"before": None, "after": new})
 
     def writes_more(self, row: Row, body: dict[str, Any]) -> bool:
         return body["status"] == "completed" and spawns_next(row)
 
-    async def apply(
-        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        check_may_modify(row, caller)
-        change = wf.change_status(
+    async def apply(self, conn: Conn, change: Change, row: Row) -> Applied:
+        check_may_modify(row, change.caller)
+        status = wf.change_status(
             current=row["status"],
-            new=body["status"],
+            new=change.body["status"],
             started_at=row["started_at"],
             completed_at=row["completed_at"],
             progress_percent=row["progress_percent"],
-            now=now,
+            now=change.now,
         )
-        if change.completes:
-            await self.complete_recurring(conn, caller, row, now)
-        return (
-            _status_columns(change),
-            "status_changed",
-            {
-                "before": row["status"],
-                "after": change.status,
-            },
-        )
+        if status.completes:
+            await self.complete_recurring(conn, change.caller, row, change.now)
+        details = {"before": row["status"], "after": status.status}
+        return Applied(status.columns(), "status_changed", details)
 
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
-        await self.change(req, resp, task_id)
-
-
-def _status_columns(change: wf.StatusChange) -> dict[str, Any]:
-    return {
-        "status": change.status,
-        "started_at": change.started_at,
-        "completed_at": change.completed_at,
-        "progress_percent": change.progress_percent,
-    }
+    on_patch = TaskChange.respond
 
 
 class TaskProgress(TaskChange):
@@ -94,114 +71,72 @@ class TaskProgress(TaskChange):
 
     def guarded(self, body: dict[str, Any]) -> Guarded | None:
         # wf.check_progress_allowed as SQL.
-        change = store.GuardedChange(
+        statement = store.GuardedChange(
             "progress_percent = %(percent)s",
             "x.status = 'in_progress'",
             "progress_percent",
             {"percent": body["percent"]},
         )
         details = {"before": None, "after": body["percent"], "note": body["note"]}
-        return change, "progress_updated", details
+        return Guarded(statement, "progress_updated", details)
 
-    async def apply(
-        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        check_may_modify(row, caller)
+    async def apply(self, conn: Conn, change: Change, row: Row) -> Applied:
+        check_may_modify(row, change.caller)
         wf.check_progress_allowed(row["status"])
-        return (
-            {"progress_percent": body["percent"]},
-            "progress_updated",
-            {
-                "before": row["progress_percent"],
-                "after": body["percent"],
-                "note": body["note"],
-            },
-        )
+        percent = change.body["percent"]
+        details = {"before": row["progress_percent"], "after": percent, "note": change.body["note"]}
+        return Applied({"progress_percent": percent}, "progress_updated", details)
 
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
-        await self.change(req, resp, task_id)
+    on_patch = TaskChange.respond
 
 
 class TaskAssignment(TaskChange):
     schema = ASSIGN_UPDATE
 
-    async def apply(
-        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        check_may_modify(row, caller)
-        assignee = body["assignee_id"]
+    async def apply(self, conn: Conn, change: Change, row: Row) -> Applied:
+        check_may_modify(row, change.caller)
+        assignee = change.body["assignee_id"]
         handle = None
         if assignee is not None:
             handle = await queries.member_handle(conn, row["project_id"], assignee)
             if handle is None:
                 raise BadRequest(f"Worker {assignee} is not a member of this project")
-        return (
-            {"assignee_id": assignee},
-            "assigned",
-            {
-                "before": row["assignee_id"],
-                "after": assignee,
-                "assignee_handle": handle,
-            },
-        )
+        details = {"before": row["assignee_id"], "after": assignee, "assignee_handle": handle}
+        return Applied({"assignee_id": assignee}, "assigned", details)
 
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
-        await self.change(req, resp, task_id)
+    on_patch = TaskChange.respond
 
 
 class TaskApproval(TaskChange):
     def writes_more(self, row: Row, body: dict[str, Any]) -> bool:
         return spawns_next(row)
 
-    async def apply(
-        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        check_may_review(row, caller)
-        change = wf.approve(current=row["status"], started_at=row["started_at"], now=now)
-        await self.complete_recurring(conn, caller, row, now)
-        return (
-            _status_columns(change),
-            "approved",
-            {
-                "from_status": "review",
-                "to_status": "completed",
-            },
-        )
+    async def apply(self, conn: Conn, change: Change, row: Row) -> Applied:
+        check_may_review(row, change.caller)
+        status = wf.approve(current=row["status"], started_at=row["started_at"], now=change.now)
+        await self.complete_recurring(conn, change.caller, row, change.now)
+        details = {"from_status": "review", "to_status": "completed"}
+        return Applied(status.columns(), "approved", details)
 
-    async def on_post(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
-        await self.change(req, resp, task_id)
+    on_post = TaskChange.respond
 
 
 class TaskRejection(TaskChange):
     schema = REJECT
 
-    async def apply(
-        self, conn: Conn, caller: Caller, row: Row, body: dict[str, Any], now: datetime
-    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        check_may_review(row, caller)
-        change = wf.reject(
+    async def apply(self, conn: Conn, change: Change, row: Row) -> Applied:
+        check_may_review(row, change.caller)
+        status = wf.reject(
             current=row["status"],
             started_at=row["started_at"],
             completed_at=row["completed_at"],
             progress=row["progress_percent"],
         )
-        return (
-            _status_columns(change),
-            "rejected",
-            {
-                "reason": body["reason"],
-                "from_status": "review",
-                "to_status": "in_progress",
-            },
-        )
+        details = {
+            "reason": change.body["reason"],
+            "from_status": "review",
+            "to_status": "in_progress",
+        }
+        return Applied(status.columns(), "rejected", details)
 
-    async def on_post(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
-        await self.change(req, resp, task_id)
+    on_post = TaskChange.respond

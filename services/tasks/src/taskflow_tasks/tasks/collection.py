@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 from taskflow_core.schemas import load_body, load_query, parse_id
 
@@ -24,7 +24,7 @@ Row = dict[str, Any]
 
 
 class RecentTasks(TaskResource):
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    async def on_get(self, req: Request, resp: Response) -> None:
         query = load_query(req, RECENT_QUERY)
         async with autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
@@ -51,9 +51,7 @@ def _list_filters(query: dict[str, Any]) -> queries.ListFilters:
 
 
 class ProjectTasks(TaskResource):
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+    async def on_get(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         filters = _list_filters(load_query(req, TASK_LIST_QUERY))
         async with autocommit(self.pool) as conn:
@@ -69,9 +67,7 @@ class ProjectTasks(TaskResource):
             raise Forbidden(NOT_A_MEMBER)
         resp.media = items
 
-    async def on_post(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
-    ) -> None:
+    async def on_post(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, TASK_CREATE)
         if req.get_header(IDEMPOTENCY_HEADER) is not None:
@@ -84,7 +80,7 @@ class ProjectTasks(TaskResource):
         answer_created(resp, row)
 
     async def create_idempotently(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pid: int, body: dict[str, Any]
+        self, req: Request, resp: Response, pid: int, body: dict[str, Any]
     ) -> None:
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
             answer_created(resp, await self.create(conn, caller, pid, body, now))

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import BadRequest, Conflict, Forbidden, NotFound, validation_error
 from taskflow_core.schemas import load_body, parse_id
 
 from ..projects.access import NOT_A_MEMBER
 from . import queries, store
 from . import workflow as wf
-from .resource import (
-    TASK_NOT_FOUND,
-    TaskResource,
-    answer,
-    autocommit,
-    check_may_modify,
-    task_etag,
-)
+from .resource import TASK_NOT_FOUND, TaskResource, answer, autocommit, check_may_modify, task_etag
 from .schemas import RECURRING_NEEDS_PATTERN, TASK_UPDATE, task_read
 
 Conn = psycopg.AsyncConnection[Any]
@@ -27,9 +20,7 @@ Row = dict[str, Any]
 
 
 class TaskItem(TaskResource):
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
+    async def on_get(self, req: Request, resp: Response, task_id: str) -> None:
         tid = parse_id(task_id, "task_id")
         async with autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
@@ -44,9 +35,7 @@ class TaskItem(TaskResource):
         resp.media = task_read(row, subtasks)
         resp.set_header("ETag", task_etag(row))
 
-    async def on_put(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
+    async def on_put(self, req: Request, resp: Response, task_id: str) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, TASK_UPDATE)
         async with self.deps.writing(req) as (conn, caller):
@@ -78,9 +67,7 @@ class TaskItem(TaskResource):
                 await self.event(conn, caller, row, "updated", details, now)
         answer(resp, await store.one_row(cur))
 
-    async def on_delete(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
+    async def on_delete(self, req: Request, resp: Response, task_id: str) -> None:
         tid = parse_id(task_id, "task_id")
         async with self.deps.writing(req) as (conn, caller):
             row = await self.locked(conn, req, caller, tid)

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import falcon.asgi
 import psycopg
 import psycopg_pool
+from falcon.asgi import Request, Response
 from taskflow_core.errors import Forbidden, NotFound
 
 from ..callers.caller import Caller, identity_of
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps
+from ..deps import answer_created as created
 from ..outbox.events import record
 from ..projects.access import NOT_A_MEMBER
 from ..recurrence.rules import should_spawn_on_complete
@@ -62,19 +63,17 @@ def task_etag(row: Row) -> str:
     return etag("task", row["id"], row["updated_at"])
 
 
-def answer(resp: falcon.asgi.Response, row: Row, status: int = 200) -> None:
+def answer(resp: Response, row: Row) -> None:
     """The task as TaskRead, with its ETag."""
-    resp.status = status
     resp.media = task_read(row)
     resp.set_header("ETag", task_etag(row))
 
 
-def answer_created(resp: falcon.asgi.Response, row: Row) -> None:
-    answer(resp, row, status=201)
-    resp.set_header("Location", f"/api/tasks/{row['id']}")
+def answer_created(resp: Response, row: Row) -> None:
+    created(resp, task_read(row), f"/api/tasks/{row['id']}", task_etag(row))
 
 
-def writable(req: falcon.asgi.Request, row: Row | None) -> Row:
+def writable(req: Request, row: Row | None) -> Row:
     """404 outside the tenant, 403 for non-members, 412 when ``If-Match`` is stale."""
     if row is None:
         raise NotFound(TASK_NOT_FOUND)
@@ -110,21 +109,19 @@ def spawns_next(row: Row) -> bool:
     )
 
 
-class TaskResource:
+class TaskResource(Resource):
     """The base of every task resource: its dependencies and the steps writes share."""
 
     def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
+        super().__init__(deps)
         self.pool = deps.pool
         self.settings = deps.settings
         self.provisioner = deps.provisioner
 
-    async def caller(self, req: falcon.asgi.Request, conn: Conn) -> Caller:
+    async def caller(self, req: Request, conn: Conn) -> Caller:
         return await self.provisioner.caller(identity_of(req), conn)
 
-    async def locked(
-        self, conn: Conn, req: falcon.asgi.Request, caller: Caller, task_id: int
-    ) -> Row:
+    async def locked(self, conn: Conn, req: Request, caller: Caller, task_id: int) -> Row:
         """The task locked for this write: 404 outside the tenant, 403 for non-members, 412
         when ``If-Match`` names another version."""
         row = await store.lock_for_change(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import BadRequest, Forbidden, NotFound
 from taskflow_core.schemas import load_body, parse_id
 
@@ -22,9 +22,7 @@ Conn = psycopg.AsyncConnection[Any]
 
 
 class Subtasks(TaskResource):
-    async def on_post(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, task_id: str
-    ) -> None:
+    async def on_post(self, req: Request, resp: Response, task_id: str) -> None:
         tid = parse_id(task_id, "task_id")
         body = await load_body(req, TASK_CREATE)
         # The parent is the task in the path; a body's parent_task_id is ignored, as the

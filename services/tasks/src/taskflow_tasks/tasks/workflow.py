@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from taskflow_core.errors import APIError, BadRequest, Forbidden
 
@@ -43,6 +43,15 @@ class StatusChange:
     completed_at: datetime | None
     progress_percent: int
     completes: bool  # the task became completed by this change (recurrence may spawn)
+
+    def columns(self) -> dict[str, Any]:
+        """The task's columns this change writes."""
+        return {
+            "status": self.status,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "progress_percent": self.progress_percent,
+        }
 
 
 def invalid_transition_message(current: str, new: str) -> str:

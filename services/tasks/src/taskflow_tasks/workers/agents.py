@@ -6,18 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import falcon
-import falcon.asgi
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import BadRequest, Conflict, NotFound
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import OperationFamily, Route
 from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from ..callers.caller import Caller
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps, answer_created
 from ..outbox.events import record
 from ..writes.diff import field_changes
-from ..writes.idempotency import idempotent_post
+from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import rules, store
 from .schemas import (
     WORKER_READ,
@@ -56,17 +55,14 @@ def _agent_of_tenant(worker: dict[str, Any] | None, caller: Caller) -> dict[str,
     return worker
 
 
-class AgentCollection:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+class AgentCollection(Resource):
+    async def on_get(self, req: Request, resp: Response) -> None:
         page = load_query(req, _page)
         async with self.deps.reading(req) as (conn, caller):
             rows = await store.list_agents(conn, caller.tenant_id, page["limit"], page["offset"])
         resp.media = WORKER_READ.dump(rows, many=True)
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    async def on_post(self, req: Request, resp: Response) -> None:
         body = await load_body(req, _create)
 
         async def register(conn: Conn, caller: Caller, now: datetime) -> None:
@@ -89,28 +85,19 @@ class AgentCollection:
                 "capabilities": agent["capabilities"],
             }
             await record(conn, caller.author.worker_event(agent["id"], "created", details, now))
-            resp.status = 201
-            resp.media = WORKER_READ.dump(agent)
-            resp.set_header("Location", f"/api/workers/agents/{agent['id']}")
+            answer_created(resp, WORKER_READ.dump(agent), f"/api/workers/agents/{agent['id']}")
 
         await idempotent_post(self.deps, req, resp, register)
 
 
-class AgentItem:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
-    ) -> None:
+class AgentItem(Resource):
+    async def on_get(self, req: Request, resp: Response, agent_id: str) -> None:
         aid = parse_id(agent_id, "agent_id")
         async with self.deps.reading(req) as (conn, caller):
             agent = _agent_of_tenant(await store.get_worker(conn, aid), caller)
         resp.media = WORKER_READ.dump(agent)
 
-    async def on_put(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
-    ) -> None:
+    async def on_put(self, req: Request, resp: Response, agent_id: str) -> None:
         aid = parse_id(agent_id, "agent_id")
         body = await load_body(req, _update)
         async with self.deps.writing(req) as (conn, caller):
@@ -124,9 +111,7 @@ class AgentItem:
                 await record(conn, caller.author.worker_event(aid, "updated", changes, now))
         resp.media = WORKER_READ.dump(agent)
 
-    async def on_delete(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, agent_id: str
-    ) -> None:
+    async def on_delete(self, req: Request, resp: Response, agent_id: str) -> None:
         aid = parse_id(agent_id, "agent_id")
         try:
             async with self.deps.writing(req) as (conn, caller):
@@ -144,75 +129,49 @@ class AgentItem:
         resp.media = {"ok": True}
 
 
+# The operations: what each says beyond its schemas. Unless one says otherwise, an operation
+# answers an agent (WorkerRead).
+_agent = OperationFamily(TAG, response=WorkerReadSchema, example=AGENT_EXAMPLE)
+_LIST = _agent(
+    "GET",
+    "List agents",
+    "listAgents",
+    "Agents of your tenant, newest first (id tiebreaker).",
+    many=True,
+    query=AgentListQuerySchema,
+)
+_REGISTER = _agent(
+    "POST",
+    "Register an agent",
+    "registerAgent",
+    "The agent belongs to your tenant. Handles are unique across TaskFlow (400 when taken).",
+    status=201,
+    request=AgentCreateSchema,
+    errors=(400,),
+    headers=(IDEMPOTENCY_HEADER,),
+)
+_GET = _agent("GET", "Get an agent", "getAgent", errors=(404,))
+_UPDATE = _agent(
+    "PUT",
+    "Update an agent",
+    "updateAgent",
+    "Absent or null fields are unchanged.",
+    request=AgentUpdateSchema,
+    errors=(404,),
+)
+_DELETE = _agent(
+    "DELETE",
+    "Delete an agent",
+    "deleteAgent",
+    "400 while it is a member of a project; 409 while tasks name it as assignee or creator.",
+    response=OkSchema,
+    example={"ok": True},
+    errors=(400, 404, 409),
+)
+
+
 def agent_routes(deps: TasksDeps) -> list[Route]:
-    not_found = (404,)
     return [
-        Route(
-            "/api/workers/agents",
-            AgentCollection(deps),
-            (
-                Operation(
-                    "GET",
-                    "List agents",
-                    TAG,
-                    operation_id="listAgents",
-                    response=WorkerReadSchema,
-                    many=True,
-                    query=AgentListQuerySchema,
-                    example=AGENT_EXAMPLE,
-                    description="Agents of your tenant, newest first (id tiebreaker).",
-                ),
-                Operation(
-                    "POST",
-                    "Register an agent",
-                    TAG,
-                    operation_id="registerAgent",
-                    response=WorkerReadSchema,
-                    status=201,
-                    request=AgentCreateSchema,
-                    errors=(400,),
-                    example=AGENT_EXAMPLE,
-                    headers=("Idempotency-Key",),
-                    description="The agent belongs to your tenant. Handles are unique "
-                    "across TaskFlow (400 when taken).",
-                ),
-            ),
-        ),
-        Route(
-            "/api/workers/agents/{agent_id}",
-            AgentItem(deps),
-            (
-                Operation(
-                    "GET",
-                    "Get an agent",
-                    TAG,
-                    operation_id="getAgent",
-                    response=WorkerReadSchema,
-                    errors=not_found,
-                    example=AGENT_EXAMPLE,
-                ),
-                Operation(
-                    "PUT",
-                    "Update an agent",
-                    TAG,
-                    operation_id="updateAgent",
-                    response=WorkerReadSchema,
-                    request=AgentUpdateSchema,
-                    errors=not_found,
-                    example=AGENT_EXAMPLE,
-                    description="Absent or null fields are unchanged.",
-                ),
-                Operation(
-                    "DELETE",
-                    "Delete an agent",
-                    TAG,
-                    operation_id="deleteAgent",
-                    response=OkSchema,
-                    errors=(400, 404, 409),
-                    example={"ok": True},
-                    description="400 while it is a member of a project; 409 while tasks name "
-                    "it as assignee or creator.",
-                ),
-            ),
-        ),
+        Route("/api/workers/agents", AgentCollection(deps), (_LIST, _REGISTER)),
+        Route("/api/workers/agents/{agent_id}", AgentItem(deps), (_GET, _UPDATE, _DELETE)),
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import falcon.asgi
 import httpx
 import structlog
+from falcon.asgi import Request
 from taskflow_core.errors import APIError, Forbidden, Unauthorized
 
 from ..deps import TasksDeps
@@ -27,7 +27,7 @@ def _sso_members(payload: Any) -> list[dict[str, Any]]:
 
 
 async def organization_members(
-    deps: TasksDeps, req: falcon.asgi.Request, tenant_id: str, wait: float = SSO_TIMEOUT
+    deps: TasksDeps, req: Request, tenant_id: str, wait: float = SSO_TIMEOUT
 ) -> list[dict[str, Any]]:
     """The tenant's organisation members at the SSO, asked with the caller's own credentials
     (so the SSO answers only to its members), waiting ``wait`` seconds at most. SSO 401 →

@@ -3,12 +3,11 @@ projects, plus the tenant's agents (reference §1.5)."""
 
 from __future__ import annotations
 
-import falcon
-import falcon.asgi
+from falcon.asgi import Request, Response
 from taskflow_core.routing import Operation, Route
 
 from ..callers.caller import identity_of
-from ..deps import TasksDeps
+from ..deps import Resource, TasksDeps
 from ..members import store as members
 from . import store
 from .organization import organization_members
@@ -18,11 +17,8 @@ from .schemas import WorkerListResponseSchema
 TAG = "workers"
 
 
-class WorkersOverview:
-    def __init__(self, deps: TasksDeps) -> None:
-        self.deps = deps
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+class WorkersOverview(Resource):
+    async def on_get(self, req: Request, resp: Response) -> None:
         identity = identity_of(req)
         caller = await self.deps.provisioner.caller(identity)
         sso_members = await organization_members(self.deps, req, caller.tenant_id)
@@ -35,49 +31,45 @@ class WorkersOverview:
         resp.media = merge_overview(sso_members, memberships, agents)
 
 
+_EXAMPLE = {
+    "org_members": [
+        {
+            "user_id": "user-5f1c2a9e",
+            "email": "alice@example.com",
+            "name": "Alice",
+            "image": None,
+            "org_role": "admin",
+            "projects": [{"id": 7, "name": "Website", "role": "owner"}],
+            "has_project_access": True,
+        }
+    ],
+    "agents": [
+        {
+            "id": 12,
+            "handle": "@claude-coder",
+            "name": "Claude Coder",
+            "type": "agent",
+            "agent_type": "claude",
+            "capabilities": ["python"],
+        }
+    ],
+    "total_members": 1,
+    "total_agents": 1,
+    "unassigned_count": 0,
+}
+_OVERVIEW = Operation(
+    "GET",
+    "Workers overview",
+    TAG,
+    operation_id="getWorkersOverview",
+    description="Your organisation's members from the SSO (your Authorization is forwarded) "
+    "with their projects in this tenant, and this tenant's agents. SSO 401 → 401, 403 → 403, "
+    "other failures → 502.",
+    response=WorkerListResponseSchema,
+    errors=(403, 502),
+    example=_EXAMPLE,
+)
+
+
 def overview_routes(deps: TasksDeps) -> list[Route]:
-    return [
-        Route(
-            "/api/workers",
-            WorkersOverview(deps),
-            (
-                Operation(
-                    "GET",
-                    "Workers overview",
-                    TAG,
-                    operation_id="getWorkersOverview",
-                    response=WorkerListResponseSchema,
-                    errors=(403, 502),
-                    example={
-                        "org_members": [
-                            {
-                                "user_id": "user-5f1c2a9e",
-                                "email": "alice@example.com",
-                                "name": "Alice",
-                                "image": None,
-                                "org_role": "admin",
-                                "projects": [{"id": 7, "name": "Website", "role": "owner"}],
-                                "has_project_access": True,
-                            }
-                        ],
-                        "agents": [
-                            {
-                                "id": 12,
-                                "handle": "@claude-coder",
-                                "name": "Claude Coder",
-                                "type": "agent",
-                                "agent_type": "claude",
-                                "capabilities": ["python"],
-                            }
-                        ],
-                        "total_members": 1,
-                        "total_agents": 1,
-                        "unassigned_count": 0,
-                    },
-                    description="Your organisation's members from the SSO (your Authorization "
-                    "is forwarded) with their projects in this tenant, and this tenant's "
-                    "agents. SSO 401 → 401, 403 → 403, other failures → 502.",
-                ),
-            ),
-        ),
-    ]
+    return [Route("/api/workers", WorkersOverview(deps), (_OVERVIEW,))]

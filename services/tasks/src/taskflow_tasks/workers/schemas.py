@@ -5,9 +5,10 @@ from __future__ import annotations
 from marshmallow import fields, validate
 from taskflow_core.schemas import NotBlank, PageQuerySchema, StrictSchema, UTCDateTime
 
-from ..projects.schemas import name_field
+from ..projects.schemas import matching, name_field
 
 HANDLE_MAX = 50
+HANDLE_PATTERN = r"^@[a-z0-9_-]+$"
 CAPABILITY_MAX = 100
 CAPABILITIES_MAX = 50
 AGENT_TYPES = ("claude", "qwen", "gemini", "custom")
@@ -35,11 +36,7 @@ class WorkerReadSchema(StrictSchema):
 
 class AgentCreateSchema(StrictSchema):
     handle = fields.String(
-        required=True,
-        validate=[
-            validate.Length(min=2, max=HANDLE_MAX),
-            validate.Regexp(r"^@[a-z0-9_-]+$", error="Must match ^@[a-z0-9_-]+$."),
-        ],
+        required=True, validate=[validate.Length(min=2, max=HANDLE_MAX), matching(HANDLE_PATTERN)]
     )
     name = name_field(required=True)
     agent_type = fields.String(required=True, validate=validate.OneOf(AGENT_TYPES))
@@ -72,13 +69,11 @@ class OrgMemberSchema(StrictSchema):
     has_project_access = fields.Boolean()
 
 
-class AgentSummarySchema(StrictSchema):
-    id = fields.Integer()
-    handle = fields.String()
-    name = fields.String()
-    type = fields.String()
-    agent_type = fields.String(allow_none=True)
-    capabilities = fields.List(fields.String())
+class AgentSummarySchema(WorkerReadSchema):
+    """An agent as the workers overview lists it."""
+
+    class Meta:
+        exclude = ("user_id", "created_at")
 
 
 class WorkerListResponseSchema(StrictSchema):

@@ -18,6 +18,7 @@ import falcon
 import falcon.asgi
 import orjson
 import psycopg
+from falcon.asgi import Request, Response
 from taskflow_core.errors import APIError, validation_error
 from taskflow_core.routing import document_header
 
@@ -63,7 +64,7 @@ class StoredResponse:
     body: Any
     headers: dict[str, str]
 
-    def write(self, resp: falcon.asgi.Response) -> None:
+    def write(self, resp: Response) -> None:
         resp.status = self.status
         resp.media = self.body
         for name, value in self.headers.items():
@@ -104,7 +105,7 @@ class IdempotentRequest:
         response = row["response"] or {}
         return StoredResponse(row["status_code"], response.get("body"), response.get("headers", {}))
 
-    async def save(self, conn: Conn, resp: falcon.asgi.Response) -> None:
+    async def save(self, conn: Conn, resp: Response) -> None:
         """Store the response the handler produced (call last, inside the transaction)."""
         headers = {
             name: value for name in _STORED_HEADERS if (value := resp.get_header(name)) is not None
@@ -119,7 +120,7 @@ class IdempotentRequest:
         )
 
 
-async def idempotent_request(req: falcon.asgi.Request, caller: Caller) -> IdempotentRequest | None:
+async def idempotent_request(req: Request, caller: Caller) -> IdempotentRequest | None:
     """The request's ``Idempotency-Key`` (``None`` without one; 422 when malformed)."""
     key = req.get_header(IDEMPOTENCY_HEADER)
     if key is None:
@@ -146,9 +147,7 @@ async def idempotent_request(req: falcon.asgi.Request, caller: Caller) -> Idempo
 PostWrite = Callable[[Conn, Caller, datetime], Awaitable[None]]
 
 
-async def idempotent_post(
-    deps: TasksDeps, req: falcon.asgi.Request, resp: falcon.asgi.Response, write: PostWrite
-) -> None:
+async def idempotent_post(deps: TasksDeps, req: Request, resp: Response, write: PostWrite) -> None:
     """Run a POST as one transaction honouring ``Idempotency-Key``.
 
     ``write(conn, caller, now)`` does the change and sets ``resp``; it runs only when the key

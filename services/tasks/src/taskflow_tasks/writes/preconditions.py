@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import falcon.asgi
+from falcon.asgi import Request
 from taskflow_core.errors import APIError
 
+IF_MATCH_HEADER = "If-Match"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -39,9 +40,9 @@ def if_match_satisfied(if_match: str | None, current: str) -> bool:
     return any(c.strip() == "*" or _opaque(c) == _opaque(current) for c in candidates)
 
 
-def check_if_match(req: falcon.asgi.Request, current: str) -> None:
+def check_if_match(req: Request, current: str) -> None:
     """412 when the request's ``If-Match`` names a version other than ``current``."""
-    if not if_match_satisfied(req.get_header("If-Match"), current):
+    if not if_match_satisfied(req.get_header(IF_MATCH_HEADER), current):
         raise APIError(
             412,
             "Precondition failed: the resource was changed by someone else; "
