@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partialmethod
 from typing import Any
 
 from marshmallow import Schema
@@ -50,17 +51,17 @@ class Operation:
 class OperationFamily:
     """Declares the operations of one family of routes (one tag), each with the documentation
     the family shares (say, its response schema and example) unless the operation says
-    otherwise: ``family("GET", "Get a project", "getProject", "404 outside your tenant.")``."""
+    otherwise: ``family.get("getProject", "Get a project", "404 outside your tenant.")``."""
 
     def __init__(self, tag: str, **shared: Any) -> None:
         self.tag = tag
         self.shared = shared
 
-    def __call__(
+    def operation(
         self,
         method: str,
-        summary: str,
         operation_id: str,
+        summary: str,
         description: str | None = None,
         **docs: Any,
     ) -> Operation:
@@ -68,6 +69,13 @@ class OperationFamily:
         return Operation(
             method, summary, self.tag, operation_id=operation_id, description=description, **docs
         )
+
+    # family.get(operation_id, summary, description, **docs) and so on, one per method.
+    get = partialmethod(operation, "GET")
+    post = partialmethod(operation, "POST")
+    put = partialmethod(operation, "PUT")
+    patch = partialmethod(operation, "PATCH")
+    delete = partialmethod(operation, "DELETE")
 
 
 @dataclass(frozen=True)

@@ -61,34 +61,30 @@ _PAGING = (
 _entries = OperationFamily(
     TAG, response=AuditReadSchema, many=True, errors=_READ_ERRORS, example=_EXAMPLE
 )
-_TASK_TRAIL = _entries(
-    "GET",
-    "Task audit trail",
+_TASK_TRAIL = _entries.get(
     "listTaskAuditEntries",
+    "Task audit trail",
     "Also for a deleted task. " + _PAGING,
     query=AuditPageQuerySchema,
 )
-_PROJECT_TRAIL = _entries(
-    "GET",
-    "Project audit trail",
+_PROJECT_TRAIL = _entries.get(
     "listProjectAuditEntries",
+    "Project audit trail",
     "The project's own entries and those of all its tasks, deleted ones included; readable "
     "after the project is deleted. " + _PAGING,
     query=AuditPageQuerySchema,
 )
-_SEARCH = _entries(
-    "GET",
-    "Search the audit trail",
+_SEARCH = _entries.get(
     "searchAuditEntries",
+    "Search the audit trail",
     "Entries of the projects the caller may read (or of `project_id` only) and the "
     "project-less entries of the caller's tenant (agents, workers). `since` is inclusive, "
     "`until` exclusive. " + _PAGING,
     query=SearchQuerySchema,
 )
-_VERIFY = _entries(
-    "GET",
-    "Verify a project's audit chain",
+_VERIFY = _entries.get(
     "verifyProjectAuditChain",
+    "Verify a project's audit chain",
     "Project owners only. Recomputes the hash of every entry of the project and checks each "
     "link to its neighbours in the chain; reports the first broken one.",
     response=VerifyReportSchema,

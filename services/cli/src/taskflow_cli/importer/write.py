@@ -275,17 +275,11 @@ class Importer:
         entries: list[ledger.Entry] = []
         assert self.owner is not None
         for project in chunk:
-            row = await projects.insert_project(
-                conn,
-                tenant_id=self.tenant,
-                slug=project.slug,
-                name=project.name,
-                description=project.description,
-                owner_id=self.ctx.owner_sub,
-                owner_worker_id=self.owner["id"],
-                is_default=False,
-                now=self.now,
+            owner = (self.ctx.owner_sub, self.owner["id"])
+            new = projects.NewProject(
+                self.tenant, project.slug, project.name, project.description, *owner
             )
+            row = await projects.insert_project(conn, new, self.now)
             if row is None:
                 raise ImportConflict(
                     f"project {project.slug}: the slug was taken in tenant {self.tenant} while "

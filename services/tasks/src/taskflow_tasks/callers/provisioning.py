@@ -182,17 +182,17 @@ async def _insert_default_project(
     base = naming.default_project_slug(identity.sub)
     for _ in range(_MAX_INSERT_ATTEMPTS):
         taken = await projects.taken_slugs(conn, identity.tenant_id, base)
-        project = await projects.insert_project(
-            conn,
-            tenant_id=identity.tenant_id,
-            slug=naming.first_free(base, taken, 100),
-            name=DEFAULT_PROJECT_NAME,
-            description=DEFAULT_PROJECT_DESCRIPTION,
-            owner_id=identity.sub,
-            owner_worker_id=worker_id,
+        slug = naming.first_free(base, taken, 100)
+        default = projects.NewProject(
+            identity.tenant_id,
+            slug,
+            DEFAULT_PROJECT_NAME,
+            DEFAULT_PROJECT_DESCRIPTION,
+            identity.sub,
+            worker_id,
             is_default=True,
-            now=now,
         )
+        project = await projects.insert_project(conn, default, now)
         if project is not None:
             return project
     raise RuntimeError(f"no free Default project slug for {base}")

@@ -132,19 +132,17 @@ class ReadableProjectsResource(Resource):
 
 # Internal routes answer with their schemas alone: the audit service is their only reader.
 _internal = OperationFamily(TAG, query=CallerQuerySchema)
-_ACCESS = _internal(
-    "GET",
-    "May this caller read the project's history",
+_ACCESS = _internal.get(
     "getProjectHistoryAccess",
+    "May this caller read the project's history",
     response=AccessReplySchema,
 )
-_TASK_PROJECT = _internal(
-    "GET", "The project of a task", "getTaskProject", response=TaskProjectReplySchema, query=None
+_TASK_PROJECT = _internal.get(
+    "getTaskProject", "The project of a task", response=TaskProjectReplySchema, query=None
 )
-_READABLE = _internal(
-    "GET",
-    "Projects whose history the caller may read",
+_READABLE = _internal.get(
     "listReadableProjects",
+    "Projects whose history the caller may read",
     response=ReadableProjectsReplySchema,
 )
 

@@ -161,18 +161,17 @@ class MemberSearch(Resource):
 
 
 # The operations: what each says beyond its schemas. Unless one says otherwise, an operation
-# answers a membership (MemberRead).
-_member = OperationFamily(TAG, response=MemberReadSchema, example=MEMBER_EXAMPLE)
-_SEARCH = _member(
-    "GET",
-    "Search members",
+# answers a membership (MemberRead); every one of them is about a project the caller must see
+# (404) and belong to (403).
+_member = OperationFamily(TAG, response=MemberReadSchema, example=MEMBER_EXAMPLE, errors=(403, 404))
+_SEARCH = _member.get(
     "searchMembers",
+    "Search members",
     "For @mention autocomplete, within your tenant: its agents and the humans of its projects "
     "(or of one project you belong to). Humans first, then by name, then id. `total` counts all "
     "matches.",
     response=MemberSearchResultSchema,
     query=MemberSearchQuerySchema,
-    errors=(403, 404),
     example={
         "members": [
             {
@@ -186,18 +185,15 @@ _SEARCH = _member(
         "total": 1,
     },
 )
-_LIST = _member(
-    "GET",
-    "List project members",
+_LIST = _member.get(
     "listProjectMembers",
+    "List project members",
     "Humans and agents in join order (owner first), id tiebreaker.",
     many=True,
-    errors=(403, 404),
 )
-_ADD = _member(
-    "POST",
-    "Add a project member",
+_ADD = _member.post(
     "addProjectMember",
+    "Add a project member",
     "Owner only. `user_id` adds a person of your organisation: one who has used TaskFlow in "
     "this tenant, one the SSO lists as a member of your organisation (asked with your "
     "credentials; 502 when it cannot be reached), or an id TaskFlow has never seen (a "
@@ -209,10 +205,9 @@ _ADD = _member(
     errors=(400, 403, 404, 502),
     headers=(IDEMPOTENCY_HEADER,),
 )
-_REMOVE = _member(
-    "DELETE",
-    "Remove a project member",
+_REMOVE = _member.delete(
     "removeProjectMember",
+    "Remove a project member",
     "Owner only; `member_id` is the membership id. The owner cannot be removed.",
     response=OkSchema,
     errors=(400, 403, 404),

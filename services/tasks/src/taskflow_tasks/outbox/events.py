@@ -56,43 +56,6 @@ class OutboxEvent:
         return {"_event_id": self.event_id, "_payload": self.payload, "_event_at": self.created_at}
 
 
-def build_event(
-    *,
-    tenant_id: str,
-    project_id: int | None,
-    entity_type: str,
-    entity_id: int | None,
-    action: str,
-    actor: Actor,
-    details: dict[str, Any],
-    occurred_at: datetime,
-    event_id: uuid.UUID | None = None,
-) -> OutboxEvent:
-    """One audit event. ``details`` holds before/after values; the actor's client id/name are
-    merged in. ``entity_id`` may be ``None`` when the statement that creates the entity fills
-    it in (see ``tasks.store.create_checked``)."""
-    event_id = event_id or uuid.uuid4()
-    merged = dict(details)
-    if actor.client_id:
-        merged.setdefault("client_id", actor.client_id)
-    if actor.client_name:
-        merged.setdefault("client_name", actor.client_name)
-    payload = {
-        "event_id": str(event_id),
-        "tenant_id": tenant_id,
-        "project_id": project_id,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "action": action,
-        "actor_id": actor.worker_id,
-        "actor_handle": actor.handle,
-        "actor_type": actor.actor_type,
-        "details": merged,
-        "created_at": occurred_at.isoformat(),
-    }
-    return OutboxEvent(event_id, orjson.dumps(payload, default=_default).decode(), occurred_at)
-
-
 async def record(conn: psycopg.AsyncConnection[Any], event: OutboxEvent) -> uuid.UUID:
     """Write ``event`` into the outbox on ``conn``, in its transaction; return its event id."""
     await conn.execute(OutboxEvent.INSERT, event.params())
@@ -118,7 +81,7 @@ async def record_event(
     occurred_at: datetime,
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write one audit event (see :func:`build_event`) into the outbox on ``conn``, in its
+    """Write one audit event (see :meth:`Author.event`) into the outbox on ``conn``, in its
     transaction; return its event id."""
     author = Author(tenant_id, actor)
     event = author.event(entity_type, entity_id, project_id, action, details, occurred_at, event_id)
@@ -170,15 +133,27 @@ class Author:
         at: datetime,
         event_id: uuid.UUID | None = None,
     ) -> OutboxEvent:
-        """An event of any entity (see :func:`build_event`)."""
-        return build_event(
-            tenant_id=self.tenant_id,
-            project_id=project_id,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action=action,
-            actor=self.actor,
-            details=details,
-            occurred_at=at,
-            event_id=event_id,
-        )
+        """An event of any entity. ``details`` holds before/after values; the actor's client
+        id/name are merged in. ``entity_id`` may be ``None`` when the statement that creates
+        the entity fills it in (see ``tasks.store.create_checked``)."""
+        event_id = event_id or uuid.uuid4()
+        actor = self.actor
+        merged = dict(details)
+        if actor.client_id:
+            merged.setdefault("client_id", actor.client_id)
+        if actor.client_name:
+            merged.setdefault("client_name", actor.client_name)
+        payload = {
+            "event_id": str(event_id),
+            "tenant_id": self.tenant_id,
+            "project_id": project_id,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "action": action,
+            "actor_id": actor.worker_id,
+            "actor_handle": actor.handle,
+            "actor_type": actor.actor_type,
+            "details": merged,
+            "created_at": at.isoformat(),
+        }
+        return OutboxEvent(event_id, orjson.dumps(payload, default=_default).decode(), at)

@@ -73,17 +73,13 @@ class ProjectCollection(Resource):
         body = await load_body(req, _create)
 
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
-            project = await store.insert_project(
-                conn,
+            new = store.NewProject(
                 tenant_id=caller.tenant_id,
-                slug=body["slug"],
-                name=body["name"],
-                description=body["description"],
                 owner_id=caller.sub,
                 owner_worker_id=caller.worker_id,
-                is_default=False,
-                now=now,
+                **body,
             )
+            project = await store.insert_project(conn, new, now)
             if project is None:
                 raise BadRequest(
                     f"Project slug '{body['slug']}' already exists in your organization"
@@ -163,19 +159,17 @@ class ProjectItem(Resource):
 # The operations: what each says beyond its schemas. Unless one says otherwise, an operation
 # answers a project (ProjectRead).
 _project = OperationFamily(TAG, response=ProjectReadSchema, example=PROJECT_EXAMPLE)
-_LIST = _project(
-    "GET",
-    "List my projects",
+_LIST = _project.get(
     "listProjects",
+    "List my projects",
     "Projects of the current tenant you are a member of: the Default project first, then "
     "oldest first (id as tiebreaker).",
     many=True,
     query=PageQuerySchema,
 )
-_CREATE = _project(
-    "POST",
-    "Create a project",
+_CREATE = _project.post(
     "createProject",
+    "Create a project",
     "You become its owner. 400 when the slug exists in the tenant.",
     status=201,
     request=ProjectCreateSchema,
@@ -183,27 +177,24 @@ _CREATE = _project(
     example={**PROJECT_EXAMPLE, "member_count": 1, "task_count": 0},
     headers=IDEMPOTENCY,
 )
-_GET = _project(
-    "GET",
-    "Get a project",
+_GET = _project.get(
     "getProject",
+    "Get a project",
     "404 outside your tenant, 403 when not a member. Sends an ETag.",
     errors=(403, 404),
 )
-_UPDATE = _project(
-    "PUT",
-    "Update a project",
+_UPDATE = _project.put(
     "updateProject",
+    "Update a project",
     "Owner only. Absent fields are unchanged; null clears the description. If-Match "
     "(optional): 412 when stale.",
     request=ProjectUpdateSchema,
     errors=(403, 404, 412),
     headers=IF_MATCH,
 )
-_DELETE = _project(
-    "DELETE",
-    "Delete a project",
+_DELETE = _project.delete(
     "deleteProject",
+    "Delete a project",
     "Owner only; not the Default project; with tasks only with force=true (each removed task "
     "is audited). Its history stays readable.",
     response=ProjectDeletedSchema,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,18 +73,21 @@ async def taken_slugs(conn: Conn, tenant_id: str, base: str) -> set[str]:
     return {row["slug"] for row in await cur.fetchall()}
 
 
-async def insert_project(
-    conn: Conn,
-    *,
-    tenant_id: str,
-    slug: str,
-    name: str,
-    description: str | None,
-    owner_id: str,
-    owner_worker_id: int,
-    is_default: bool,
-    now: datetime,
-) -> Row | None:
+@dataclass(frozen=True)
+class NewProject:
+    """A project to insert: its tenant, slug, name and description, and its owner (SSO user
+    id and worker)."""
+
+    tenant_id: str
+    slug: str
+    name: str
+    description: str | None
+    owner_id: str
+    owner_worker_id: int
+    is_default: bool = False
+
+
+async def insert_project(conn: Conn, project: NewProject, now: datetime) -> Row | None:
     """Insert a project with its owner's membership; ``None`` when the slug is taken in the
     tenant (or a Default project already exists for this owner there)."""
     cur = await conn.execute(
@@ -91,28 +95,19 @@ async def insert_project(
         WITH project AS (
             INSERT INTO tasks.projects (tenant_id, slug, name, description, owner_id,
                                         owner_worker_id, is_default, created_at, updated_at)
-            VALUES (%(tenant)s, %(slug)s, %(name)s, %(description)s, %(owner)s, %(worker)s,
-                    %(is_default)s, %(now)s, %(now)s)
+            VALUES (%(tenant_id)s, %(slug)s, %(name)s, %(description)s, %(owner_id)s,
+                    %(owner_worker_id)s, %(is_default)s, %(now)s, %(now)s)
             ON CONFLICT DO NOTHING
             RETURNING *
         ), owner AS (
             INSERT INTO tasks.project_members (project_id, worker_id, role, joined_at)
-            SELECT id, %(worker)s, 'owner', %(now)s FROM project
+            SELECT id, %(owner_worker_id)s, 'owner', %(now)s FROM project
         )
         SELECT id, slug, name, description, owner_id, owner_worker_id, is_default, tenant_id,
                created_at, updated_at, 1::bigint AS member_count, 0::bigint AS task_count
         FROM project
         """,
-        {
-            "tenant": tenant_id,
-            "slug": slug,
-            "name": name,
-            "description": description,
-            "owner": owner_id,
-            "worker": owner_worker_id,
-            "is_default": is_default,
-            "now": now,
-        },
+        {**asdict(project), "now": now},
     )
     return await cur.fetchone()
 

@@ -49,14 +49,8 @@ async def spawn_due(
             for row in rows:
                 # The system acts on behalf of the task's creator, as the old job did.
                 system = Actor(worker_id=row["created_by_id"], handle=None, actor_type="system")
-                await spawn_next_occurrence(
-                    conn,
-                    row,
-                    author=Author(row["tenant_id"], system),
-                    created_by_id=row["created_by_id"],
-                    now=now,
-                    when_due=True,
-                )
+                author = Author(row["tenant_id"], system)
+                await spawn_next_occurrence(conn, row, author, now, when_due=True)
         handled += len(rows)
         await asyncio.sleep(0)
         if len(rows) < batch:

@@ -22,16 +22,10 @@ Row = dict[str, Any]
 
 
 async def spawn_next_occurrence(
-    conn: Conn,
-    source: Row,
-    *,
-    author: Author,
-    created_by_id: int,
-    now: datetime,
-    when_due: bool,
+    conn: Conn, source: Row, author: Author, now: datetime, *, when_due: bool
 ) -> int | None:
-    """Create the occurrence after ``source`` (locked by the caller) and its audit events by
-    ``author``; return its id, or None when the series is full
+    """Create the occurrence after ``source`` (locked by the caller), by ``author``'s worker,
+    with its audit events; return its id, or None when the series is full
     (``rules.MAX_OCCURRENCES_MEANING``) or its next occurrence would fall past the end of the
     calendar (``rules.SERIES_END_MEANING``)."""
     root_id = source["recurring_root_id"] or source["id"]
@@ -65,14 +59,14 @@ async def spawn_next_occurrence(
             "clone_subtasks_on_recur": source["clone_subtasks_on_recur"],
             "assignee_id": source["assignee_id"],
             "parent_task_id": source["parent_task_id"],
-            "created_by_id": created_by_id,
+            "created_by_id": _creator(author),
             "created_at": now,
             "updated_at": now,
         },
     )
     cloned = 0
     if source["clone_subtasks_on_recur"]:
-        cloned = await _clone_subtasks(conn, source["id"], new_id, author, created_by_id, now)
+        cloned = await _clone_subtasks(conn, source["id"], new_id, author, now)
     await store.mark_spawned(conn, source["id"], now)
     details: dict[str, Any] = {
         "title": source["title"],
@@ -119,7 +113,6 @@ async def _clone_subtasks(
     source_id: int,
     new_parent_id: int,
     author: Author,
-    created_by_id: int,
     now: datetime,
 ) -> int:
     """Copy the whole subtree under ``source_id`` beneath ``new_parent_id``: pending, 0%,
@@ -138,7 +131,7 @@ async def _clone_subtasks(
                 "due_date": row["due_date"],
                 "assignee_id": row["assignee_id"],
                 "parent_task_id": parent,
-                "created_by_id": created_by_id,
+                "created_by_id": _creator(author),
                 "created_at": now,
                 "updated_at": now,
             },
@@ -148,3 +141,9 @@ async def _clone_subtasks(
         clone = {"id": clone_id, "project_id": row["project_id"]}
         await record(conn, author.task_event(clone, "cloned_subtask", details, now))
     return len(new_ids) - 1
+
+
+def _creator(author: Author) -> int:
+    """The worker an occurrence (and its cloned subtasks) is created by: the author's."""
+    assert author.actor.worker_id is not None
+    return author.actor.worker_id

@@ -137,11 +137,4 @@ class TaskResource(Resource):
     async def complete_recurring(self, conn: Conn, caller: Caller, row: Row, now: datetime) -> None:
         """Spawn the next occurrence when a recurring task completes (trigger permitting)."""
         if spawns_next(row):
-            await spawn_next_occurrence(
-                conn,
-                row,
-                author=caller.author,
-                created_by_id=caller.worker_id,
-                now=now,
-                when_due=False,
-            )
+            await spawn_next_occurrence(conn, row, caller.author, now, when_due=False)

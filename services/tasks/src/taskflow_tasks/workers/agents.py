@@ -132,37 +132,33 @@ class AgentItem(Resource):
 # The operations: what each says beyond its schemas. Unless one says otherwise, an operation
 # answers an agent (WorkerRead).
 _agent = OperationFamily(TAG, response=WorkerReadSchema, example=AGENT_EXAMPLE)
-_LIST = _agent(
-    "GET",
-    "List agents",
+_LIST = _agent.get(
     "listAgents",
+    "List agents",
     "Agents of your tenant, newest first (id tiebreaker).",
     many=True,
     query=AgentListQuerySchema,
 )
-_REGISTER = _agent(
-    "POST",
-    "Register an agent",
+_REGISTER = _agent.post(
     "registerAgent",
+    "Register an agent",
     "The agent belongs to your tenant. Handles are unique across TaskFlow (400 when taken).",
     status=201,
     request=AgentCreateSchema,
     errors=(400,),
     headers=(IDEMPOTENCY_HEADER,),
 )
-_GET = _agent("GET", "Get an agent", "getAgent", errors=(404,))
-_UPDATE = _agent(
-    "PUT",
-    "Update an agent",
+_GET = _agent.get("getAgent", "Get an agent", errors=(404,))
+_UPDATE = _agent.put(
     "updateAgent",
+    "Update an agent",
     "Absent or null fields are unchanged.",
     request=AgentUpdateSchema,
     errors=(404,),
 )
-_DELETE = _agent(
-    "DELETE",
-    "Delete an agent",
+_DELETE = _agent.delete(
     "deleteAgent",
+    "Delete an agent",
     "400 while it is a member of a project; 409 while tasks name it as assignee or creator.",
     response=OkSchema,
     example={"ok": True},
