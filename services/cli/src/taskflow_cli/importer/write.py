@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from taskflow_tasks.members import store as members
 from taskflow_tasks.outbox.events import Author, record, record_all
 from taskflow_tasks.projects import store as projects
-from taskflow_tasks.tasks import store as tasks
+from taskflow_tasks.tasks import inserts as tasks
 from taskflow_tasks.workers import store as workers
 
 from . import ledger, planned

@@ -135,7 +135,7 @@ class Author:
     ) -> OutboxEvent:
         """An event of any entity. ``details`` holds before/after values; the actor's client
         id/name are merged in. ``entity_id`` may be ``None`` when the statement that creates
-        the entity fills it in (see ``tasks.store.create_checked``)."""
+        the entity fills it in (see ``tasks.inserts.create_checked``)."""
         event_id = event_id or uuid.uuid4()
         actor = self.actor
         merged = dict(details)

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from ..outbox.events import Author, record
-from ..tasks.store import insert_plain
+from ..tasks.inserts import insert_plain
 from . import rules, store
 
 Conn = psycopg.AsyncConnection[Any]

@@ -14,7 +14,7 @@ from taskflow_core.schemas import load_body, load_query, parse_id
 from ..callers.caller import Caller
 from ..projects.access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
-from . import queries, store
+from . import inserts, queries
 from . import workflow as wf
 from .resource import TaskResource, answer_created, autocommit
 from .schemas import RECENT_QUERY, TASK_CREATE, TASK_LIST_QUERY, task_list_item
@@ -94,7 +94,7 @@ class ProjectTasks(TaskResource):
         values = new_task(body, pid, caller, now, parent=body["parent_task_id"])
         event = caller.author.task_event(values, "created", created_details(values), now)
         try:
-            row = await store.create_checked(
+            row = await inserts.create_checked(
                 conn, values, event, tenant_id=caller.tenant_id, worker_id=caller.worker_id
             )
         except psycopg.errors.ForeignKeyViolation as exc:

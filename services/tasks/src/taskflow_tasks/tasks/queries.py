@@ -123,7 +123,7 @@ class ListFilters:
     offset: int = 0
 
 
-# The TaskListItem fields in its order (a unit test holds it to task_schemas.task_list_item),
+# The TaskListItem fields in its order (a unit test holds it to schemas.task_list_item),
 # selected from the lateral row ``l`` of send_list.
 LIST_ITEM_FIELDS = (
     "id", "title", "description", "status", "priority", "progress_percent", "tags",
@@ -204,7 +204,7 @@ async def send_list(
 def list_result(rows: list[Row]) -> tuple[str | None, list[Row]] | None:
     """``(caller_role, items)``; ``None`` when the project is not visible in the tenant. Items
     are empty when the caller is not a member (the role is then None). Each item is a
-    TaskListItem as it is (``task_schemas.task_list_item`` of the row, without rebuilding it:
+    TaskListItem as it is (``schemas.task_list_item`` of the row, without rebuilding it:
     a list answers 50 of them)."""
     if not rows:
         return None

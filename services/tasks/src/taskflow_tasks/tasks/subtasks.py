@@ -13,7 +13,7 @@ from taskflow_core.schemas import load_body, parse_id
 from ..callers.caller import Caller
 from ..projects.access import NOT_A_MEMBER
 from ..writes.idempotency import idempotent_post
-from . import queries, store
+from . import inserts, queries, store
 from .collection import created_details, new_task
 from .resource import TaskResource, answer_created
 from .schemas import TASK_CREATE
@@ -44,7 +44,7 @@ class Subtasks(TaskResource):
             ):
                 raise BadRequest(f"Worker {assignee} is not a member of this project")
             values = new_task(body, parent["project_id"], caller, now, parent=tid)
-            row = await store.insert_task(conn, values)
+            row = await inserts.insert_task(conn, values)
             details = created_details(row, is_subtask=True)
             await self.event(conn, caller, row, "created", details, now)
             answer_created(resp, row)
