@@ -16,7 +16,7 @@ from ..projects.access import NOT_A_MEMBER, PROJECT_NOT_FOUND
 from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import inserts, queries
 from . import workflow as wf
-from .resource import TaskResource, answer_created, autocommit
+from .resource import TaskResource, answer, autocommit
 from .schemas import RECENT_QUERY, TASK_CREATE, TASK_LIST_QUERY, task_list_item
 
 Conn = psycopg.AsyncConnection[Any]
@@ -77,13 +77,13 @@ class ProjectTasks(TaskResource):
         async with autocommit(self.pool) as conn:
             caller = await self.caller(req, conn)
             row = await self.create(conn, caller, pid, body, self.settings.clock())
-        answer_created(resp, row)
+        answer(resp, row, created=True)
 
     async def create_idempotently(
         self, req: Request, resp: Response, pid: int, body: dict[str, Any]
     ) -> None:
         async def create(conn: Conn, caller: Caller, now: datetime) -> None:
-            answer_created(resp, await self.create(conn, caller, pid, body, now))
+            answer(resp, await self.create(conn, caller, pid, body, now), created=True)
 
         await idempotent_post(self.deps, req, resp, create)
 

@@ -14,8 +14,7 @@ from falcon.asgi import Request, Response
 from taskflow_core.errors import Forbidden, NotFound
 
 from ..callers.caller import Caller, identity_of
-from ..deps import Resource, TasksDeps
-from ..deps import answer_created as created
+from ..deps import Resource, TasksDeps, answer_created
 from ..outbox.events import record
 from ..projects.access import NOT_A_MEMBER
 from ..recurrence.rules import should_spawn_on_complete
@@ -63,14 +62,13 @@ def task_etag(row: Row) -> str:
     return etag("task", row["id"], row["updated_at"])
 
 
-def answer(resp: Response, row: Row) -> None:
-    """The task as TaskRead, with its ETag."""
+def answer(resp: Response, row: Row, *, created: bool = False) -> None:
+    """The task as TaskRead, with its ETag; ``created``: a 201 with its Location."""
+    if created:
+        answer_created(resp, task_read(row), f"/api/tasks/{row['id']}", task_etag(row))
+        return
     resp.media = task_read(row)
     resp.set_header("ETag", task_etag(row))
-
-
-def answer_created(resp: Response, row: Row) -> None:
-    created(resp, task_read(row), f"/api/tasks/{row['id']}", task_etag(row))
 
 
 def writable(req: Request, row: Row | None) -> Row:

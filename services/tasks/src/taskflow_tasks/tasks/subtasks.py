@@ -15,7 +15,7 @@ from ..projects.access import NOT_A_MEMBER
 from ..writes.idempotency import idempotent_post
 from . import inserts, queries, store
 from .collection import created_details, new_task
-from .resource import TaskResource, answer_created
+from .resource import TaskResource, answer
 from .schemas import TASK_CREATE
 
 Conn = psycopg.AsyncConnection[Any]
@@ -47,6 +47,6 @@ class Subtasks(TaskResource):
             row = await inserts.insert_task(conn, values)
             details = created_details(row, is_subtask=True)
             await self.event(conn, caller, row, "created", details, now)
-            answer_created(resp, row)
+            answer(resp, row, created=True)
 
         await idempotent_post(self.deps, req, resp, create)
