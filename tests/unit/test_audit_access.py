@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from taskflow_audit.access import TTLCache, require_owner, require_reader
 from taskflow_core.errors import APIError
-from taskflow_tasks.internal import decide_access
+from taskflow_tasks.internal.resources import decide_access
 
 
 def status_of(call, *args) -> int | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from taskflow_tasks.relay import Backoff, fit_batch, read_acknowledgement
+from taskflow_tasks.outbox.rules import Backoff, fit_batch, read_acknowledgement
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from taskflow_tasks import naming
+from taskflow_tasks.callers import naming
 
 HANDLE = re.compile(r"^@[a-z0-9_-]+$")
 

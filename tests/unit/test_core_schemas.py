@@ -17,12 +17,9 @@ from taskflow_core.schemas import (
     parse_id,
 )
 from taskflow_core.schemas.base import holds_nul
-from taskflow_tasks.core_schemas import (
-    AgentCreateSchema,
-    MemberCreateSchema,
-    ProjectReadSchema,
-    ProjectUpdateSchema,
-)
+from taskflow_tasks.members.schemas import MemberCreateSchema
+from taskflow_tasks.projects.schemas import ProjectReadSchema, ProjectUpdateSchema
+from taskflow_tasks.workers.schemas import AgentCreateSchema
 
 
 class Sample(StrictSchema):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from taskflow_tasks import workflow as wf
+from taskflow_tasks.recurrence import rules
 
 FIXED = {
     "1m": timedelta(minutes=1),
@@ -36,7 +36,7 @@ MONTH_AT_MOST = timedelta(days=31)  # the longest gap between two monthly occurr
 instants = st.datetimes(min_value=datetime.min, max_value=datetime.max).map(
     lambda moment: moment.replace(tzinfo=UTC)
 )
-patterns = st.sampled_from(wf.RECURRENCE_PATTERNS)
+patterns = st.sampled_from(rules.RECURRENCE_PATTERNS)
 
 
 def _months_between(start: datetime, end: datetime) -> int:
@@ -48,7 +48,7 @@ def _micros(moment: datetime) -> int:
 
 
 def test_every_pattern_is_covered() -> None:
-    assert set(wf.RECURRENCE_PATTERNS) == {*FIXED, "monthly"}
+    assert set(rules.RECURRENCE_PATTERNS) == {*FIXED, "monthly"}
 
 
 @settings(max_examples=400, deadline=None)
@@ -61,7 +61,7 @@ def test_fixed_interval_catch_up_is_the_first_grid_point_after_now(
     pattern: str, due: datetime, now: datetime
 ) -> None:
     interval = FIXED[pattern]
-    result = wf.next_due(pattern, due_date=due, now=now, catch_up=True)
+    result = rules.next_due(pattern, due_date=due, now=now, catch_up=True)
 
     # The same occurrence in integer microseconds, where no calendar ends.
     step = interval // timedelta(microseconds=1)
@@ -88,27 +88,27 @@ def test_fixed_interval_catch_up_is_the_first_grid_point_after_now(
 @example(due=datetime(9999, 11, 30, tzinfo=UTC), now=datetime(9999, 12, 30, tzinfo=UTC))
 @example(due=FIRST, now=LAST)
 def test_monthly_catch_up_keeps_the_day_and_clamps_it(due: datetime, now: datetime) -> None:
-    result = wf.next_due("monthly", due_date=due, now=now, catch_up=True)
+    result = rules.next_due("monthly", due_date=due, now=now, catch_up=True)
 
     # The series' last occurrence the calendar holds is in December 9999.
     last_in_calendar = _months_between(due, LAST)
-    if last_in_calendar < 1 or wf.add_months(due, last_in_calendar) <= now:
+    if last_in_calendar < 1 or rules.add_months(due, last_in_calendar) <= now:
         assert result is None
         return
     assert result is not None
     months = _months_between(due, result)
     assert months >= 1
-    assert result == wf.add_months(due, months)
+    assert result == rules.add_months(due, months)
     assert (result.hour, result.minute, result.second, result.microsecond) == (
         due.hour,
         due.minute,
         due.second,
         due.microsecond,
     )
-    month_length = (wf.add_months(result.replace(day=1), 1) - result.replace(day=1)).days
+    month_length = (rules.add_months(result.replace(day=1), 1) - result.replace(day=1)).days
     assert result.day == min(due.day, month_length)
     assert result > now
-    assert months == 1 or wf.add_months(due, months - 1) <= now
+    assert months == 1 or rules.add_months(due, months - 1) <= now
     if due <= now:
         assert result - now <= MONTH_AT_MOST
 
@@ -121,9 +121,9 @@ def test_monthly_catch_up_keeps_the_day_and_clamps_it(due: datetime, now: dateti
 def test_one_step_on_completion_or_the_end_of_the_series(
     pattern: str, due: datetime, now: datetime
 ) -> None:
-    result = wf.next_due(pattern, due_date=due, now=now)
+    result = rules.next_due(pattern, due_date=due, now=now)
     if pattern == "monthly":
-        expected = None if due.year == 9999 and due.month == 12 else wf.add_months(due, 1)
+        expected = None if due.year == 9999 and due.month == 12 else rules.add_months(due, 1)
     else:
         expected = due + FIXED[pattern] if LAST - due >= FIXED[pattern] else None
     assert result == expected
@@ -131,8 +131,8 @@ def test_one_step_on_completion_or_the_end_of_the_series(
 
 @given(pattern=patterns, now=instants)
 def test_an_undated_task_recurs_one_step_after_now(pattern: str, now: datetime) -> None:
-    result = wf.next_due(pattern, due_date=None, now=now, catch_up=True)
-    assert result is None or result == wf.next_due(pattern, due_date=now, now=now)
+    result = rules.next_due(pattern, due_date=None, now=now, catch_up=True)
+    assert result is None or result == rules.next_due(pattern, due_date=now, now=now)
 
 
 def _within(seconds: float, compute: Any) -> Any:
@@ -147,8 +147,8 @@ def _within(seconds: float, compute: Any) -> Any:
     return outcome[0]
 
 
-@pytest.mark.parametrize("pattern", wf.RECURRENCE_PATTERNS)
+@pytest.mark.parametrize("pattern", rules.RECURRENCE_PATTERNS)
 def test_catching_up_from_year_263_is_one_step(pattern: str) -> None:
     due = datetime(263, 3, 31, 8, 30, tzinfo=UTC)
-    result = _within(10.0, lambda: wf.next_due(pattern, due_date=due, now=NOW, catch_up=True))
+    result = _within(10.0, lambda: rules.next_due(pattern, due_date=due, now=NOW, catch_up=True))
     assert NOW < result <= NOW + FIXED.get(pattern, MONTH_AT_MOST)

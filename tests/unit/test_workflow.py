@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from taskflow_core.errors import APIError
-from taskflow_tasks import workflow as wf
+from taskflow_tasks.recurrence import rules as recurrence
+from taskflow_tasks.tasks import workflow as wf
 
 NOW = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(days=2)
@@ -150,7 +151,7 @@ def test_assignee_may_not_review_own_work_unless_owner() -> None:
     ],
 )
 def test_monthly_is_a_calendar_month_with_day_clamped(start: datetime, expected: datetime) -> None:
-    assert wf.next_due("monthly", due_date=start, now=NOW) == expected
+    assert recurrence.next_due("monthly", due_date=start, now=NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -167,42 +168,42 @@ def test_monthly_is_a_calendar_month_with_day_clamped(start: datetime, expected:
     ],
 )
 def test_fixed_patterns(pattern: str, delta: timedelta) -> None:
-    assert wf.next_due(pattern, due_date=EARLIER, now=NOW) == EARLIER + delta
+    assert recurrence.next_due(pattern, due_date=EARLIER, now=NOW) == EARLIER + delta
 
 
 def test_undated_task_recurs_from_now() -> None:
-    assert wf.next_due("daily", due_date=None, now=NOW) == NOW + timedelta(days=1)
+    assert recurrence.next_due("daily", due_date=None, now=NOW) == NOW + timedelta(days=1)
 
 
 def test_catch_up_skips_to_the_future() -> None:
     overdue = NOW - timedelta(hours=5, minutes=30)
-    assert wf.next_due("1h", due_date=overdue, now=NOW, catch_up=True) == NOW + timedelta(
+    assert recurrence.next_due("1h", due_date=overdue, now=NOW, catch_up=True) == NOW + timedelta(
         minutes=30
     )
-    assert wf.next_due("1h", due_date=overdue, now=NOW) == overdue + timedelta(hours=1)
+    assert recurrence.next_due("1h", due_date=overdue, now=NOW) == overdue + timedelta(hours=1)
 
 
 def test_unknown_pattern_is_an_error() -> None:
     with pytest.raises(ValueError):
-        wf.advance("fortnightly", NOW)
+        recurrence.advance("fortnightly", NOW)
 
 
 def test_max_occurrences_counts_the_whole_series() -> None:
-    assert wf.series_has_room(max_occurrences=None, tasks_in_series=1000)
-    assert wf.series_has_room(max_occurrences=3, tasks_in_series=2)
-    assert not wf.series_has_room(max_occurrences=3, tasks_in_series=3)
-    assert not wf.series_has_room(max_occurrences=1, tasks_in_series=1)
+    assert recurrence.series_has_room(max_occurrences=None, tasks_in_series=1000)
+    assert recurrence.series_has_room(max_occurrences=3, tasks_in_series=2)
+    assert not recurrence.series_has_room(max_occurrences=3, tasks_in_series=3)
+    assert not recurrence.series_has_room(max_occurrences=1, tasks_in_series=1)
 
 
 def test_spawn_on_complete_depends_on_trigger_and_flag() -> None:
     base = dict(is_recurring=True, pattern="daily", has_spawned_next=False)
-    assert wf.should_spawn_on_complete(trigger="on_complete", **base)  # type: ignore[arg-type]
-    assert wf.should_spawn_on_complete(trigger="both", **base)  # type: ignore[arg-type]
-    assert not wf.should_spawn_on_complete(trigger="on_due_date", **base)  # type: ignore[arg-type]
-    assert not wf.should_spawn_on_complete(
+    assert recurrence.should_spawn_on_complete(trigger="on_complete", **base)  # type: ignore[arg-type]
+    assert recurrence.should_spawn_on_complete(trigger="both", **base)  # type: ignore[arg-type]
+    assert not recurrence.should_spawn_on_complete(trigger="on_due_date", **base)  # type: ignore[arg-type]
+    assert not recurrence.should_spawn_on_complete(
         is_recurring=True, pattern="daily", trigger="on_complete", has_spawned_next=True
     )
-    assert not wf.should_spawn_on_complete(
+    assert not recurrence.should_spawn_on_complete(
         is_recurring=True, pattern=None, trigger="on_complete", has_spawned_next=False
     )
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from taskflow_core.service import dumps_json
-from taskflow_tasks import store_tasks
-from taskflow_tasks.task_schemas import (
+from taskflow_tasks.tasks import queries
+from taskflow_tasks.tasks.schemas import (
     EXAMPLE_TASK,
     TaskListItemSchema,
     TaskReadSchema,
@@ -33,7 +33,7 @@ def test_builders_match_documented_schemas() -> None:
     assert set(task_read(ROW, [ROW])) == set(TaskReadSchema().fields)
     assert set(task_list_item(ROW)) == set(TaskListItemSchema().fields)
     # The list endpoint answers its rows as they come from SQL: same fields, same order.
-    assert tuple(task_list_item(ROW)) == store_tasks.LIST_ITEM_FIELDS
+    assert tuple(task_list_item(ROW)) == queries.LIST_ITEM_FIELDS
     assert set(EXAMPLE_TASK) == set(TaskReadSchema().fields)
     assert task_read(ROW, [ROW])["subtasks"][0]["subtasks"] == []
 
@@ -50,6 +50,6 @@ def test_timestamps_render_as_isoformat() -> None:
 
 
 def test_like_pattern_escapes_wildcards() -> None:
-    assert store_tasks.like_pattern("100%") == "%100\\%%"
-    assert store_tasks.like_pattern("a_b") == "%a\\_b%"
-    assert store_tasks.like_pattern("back\\slash") == "%back\\\\slash%"
+    assert queries.like_pattern("100%") == "%100\\%%"
+    assert queries.like_pattern("a_b") == "%a\\_b%"
+    assert queries.like_pattern("back\\slash") == "%back\\\\slash%"

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from taskflow_tasks.outbox import Actor, record_event
+from taskflow_tasks.outbox.events import Actor, record_event
 
 from .conftest import AuditStack, MakeUser, outbox_ids, stored_ids, wait_delivered
 

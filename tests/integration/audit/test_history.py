@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from taskflow_tasks.outbox import Actor, record_event
+from taskflow_tasks.outbox.events import Actor, record_event
 
 from .conftest import AuditStack, MakeUser, User, wait_delivered
 

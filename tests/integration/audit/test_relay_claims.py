@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from taskflow_tasks.outbox import Actor, record_event
-from taskflow_tasks.relay import backlog, claim_batch, hold_claim, mark_delivered
+from taskflow_tasks.outbox.events import Actor, record_event
+from taskflow_tasks.outbox.store import backlog, claim_batch, hold_claim, mark_delivered
 
 LEASE = timedelta(seconds=30)
 

@@ -19,7 +19,7 @@ import httpx
 import psycopg
 from taskflow_core.config import Settings
 from taskflow_core.db import create_pool
-from taskflow_tasks.scheduler import spawn_due
+from taskflow_tasks.recurrence.scheduler import spawn_due
 
 from tests.integration.tasks_api.conftest import MakeUser, Outbox
 from tests.support.overdue import caught_up, check_chains, seed_overdue_series

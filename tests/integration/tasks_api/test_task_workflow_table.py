@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from taskflow_core.errors import BadRequest, Forbidden
-from taskflow_tasks import workflow as wf
+from taskflow_tasks.tasks import workflow as wf
 
 from tests.integration.tasks_api.conftest import MakeUser, Outbox, User
 

@@ -281,6 +281,7 @@ class ServiceMetrics:
             "GET",
             "Prometheus metrics",
             "metrics",
+            operation_id="getMetrics",
             public=True,
             description="For the deployment's scraper; the public gateway does not route it.",
         )

@@ -169,9 +169,20 @@ def build_spec(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     extras: dict[str, dict[str, Any] | None] = {}
+    operation_ids: dict[str, str] = {}
     for route in routes:
         if route.internal or not route.operations:
             continue
+        for op in route.operations:
+            if op.operation_id is None:
+                continue
+            # Generated clients name their functions after these: two operations, one name.
+            where = f"{op.method} {route.path}"
+            if operation_ids.setdefault(op.operation_id, where) != where:
+                raise ValueError(
+                    f"operationId {op.operation_id!r} names both "
+                    f"{operation_ids[op.operation_id]} and {where}"
+                )
         path_params = [
             # Ids are positive bigints (schemas.parse_id): anything else is a documented 422.
             {"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA}
@@ -226,9 +237,10 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     out: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
-        "operationId": f"{op.method.lower()}_{op.tag}_{op.summary}".replace(" ", "_").lower(),
         "responses": responses,
     }
+    if op.operation_id is not None:
+        out["operationId"] = op.operation_id
     if op.description:
         out["description"] = op.description
     parameters = list(path_params)

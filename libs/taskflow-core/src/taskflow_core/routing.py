@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partialmethod
 from typing import Any
 
 from marshmallow import Schema
@@ -25,7 +26,11 @@ def header_schema(name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Operation:
-    """One HTTP method on a route, as documented in OpenAPI."""
+    """One HTTP method on a route, as documented in OpenAPI.
+
+    ``operation_id`` is the operation's OpenAPI ``operationId``: the function name a generated
+    client gives it (``createTask``), so it is camelCase, unique across every service's
+    document, and never changes once published."""
 
     method: str
     summary: str
@@ -40,6 +45,37 @@ class Operation:
     example: dict[str, Any] | None = None
     description: str | None = None
     headers: tuple[str, ...] = ()
+    operation_id: str | None = None
+
+
+class OperationFamily:
+    """Declares the operations of one family of routes (one tag), each with the documentation
+    the family shares (say, its response schema and example) unless the operation says
+    otherwise: ``family.get("getProject", "Get a project", "404 outside your tenant.")``."""
+
+    def __init__(self, tag: str, **shared: Any) -> None:
+        self.tag = tag
+        self.shared = shared
+
+    def operation(
+        self,
+        method: str,
+        operation_id: str,
+        summary: str,
+        description: str | None = None,
+        **docs: Any,
+    ) -> Operation:
+        docs = {**self.shared, **docs}
+        return Operation(
+            method, summary, self.tag, operation_id=operation_id, description=description, **docs
+        )
+
+    # family.get(operation_id, summary, description, **docs) and so on, one per method.
+    get = partialmethod(operation, "GET")
+    post = partialmethod(operation, "POST")
+    put = partialmethod(operation, "PUT")
+    patch = partialmethod(operation, "PATCH")
+    delete = partialmethod(operation, "DELETE")
 
 
 @dataclass(frozen=True)

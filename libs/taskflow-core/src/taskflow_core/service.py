@@ -233,12 +233,15 @@ HEALTH_ROUTES_DOC = {
         "GET",
         "Service information",
         HEALTH_TAG,
+        operation_id="getServiceInfo",
         public=True,
         description="The API's name and version, where its docs and health checks are, and "
         "`service`: which of its services answered.",
     ),
-    "/health": Operation("GET", "Liveness", HEALTH_TAG, public=True),
-    "/health/ready": Operation("GET", "Readiness", HEALTH_TAG, public=True, errors=(503,)),
+    "/health": Operation("GET", "Liveness", HEALTH_TAG, operation_id="getLiveness", public=True),
+    "/health/ready": Operation(
+        "GET", "Readiness", HEALTH_TAG, operation_id="getReadiness", public=True, errors=(503,)
+    ),
 }
 
 

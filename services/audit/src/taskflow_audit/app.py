@@ -10,7 +10,7 @@ from taskflow_core.config import Settings
 from taskflow_core.db import create_pool
 from taskflow_core.http import create_http_client
 from taskflow_core.logging import configure_logging
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import Operation, OperationFamily, Route
 from taskflow_core.service import Lifecycle, ReadinessCheck, ServiceApp, build_app
 
 from . import SCHEMA, SERVICE
@@ -56,94 +56,60 @@ _PAGING = (
 )
 
 
+# The operations: what each says beyond its schemas. Unless one says otherwise, an operation
+# answers a page of entries, newest first.
+_entries = OperationFamily(
+    TAG, response=AuditReadSchema, many=True, errors=_READ_ERRORS, example=_EXAMPLE
+)
+_TASK_TRAIL = _entries.get(
+    "listTaskAuditEntries",
+    "Task audit trail",
+    "Also for a deleted task. " + _PAGING,
+    query=AuditPageQuerySchema,
+)
+_PROJECT_TRAIL = _entries.get(
+    "listProjectAuditEntries",
+    "Project audit trail",
+    "The project's own entries and those of all its tasks, deleted ones included; readable "
+    "after the project is deleted. " + _PAGING,
+    query=AuditPageQuerySchema,
+)
+_SEARCH = _entries.get(
+    "searchAuditEntries",
+    "Search the audit trail",
+    "Entries of the projects the caller may read (or of `project_id` only) and the "
+    "project-less entries of the caller's tenant (agents, workers). `since` is inclusive, "
+    "`until` exclusive. " + _PAGING,
+    query=SearchQuerySchema,
+)
+_VERIFY = _entries.get(
+    "verifyProjectAuditChain",
+    "Verify a project's audit chain",
+    "Project owners only. Recomputes the hash of every entry of the project and checks each "
+    "link to its neighbours in the chain; reports the first broken one.",
+    response=VerifyReportSchema,
+    many=False,
+    query=VerifyQuerySchema,
+    example=None,
+)
+_INGEST = Operation(
+    "POST",
+    "Ingest a batch of audit events",
+    TAG,
+    operation_id="ingestAuditEvents",
+    request=IngestBatchSchema,
+    response=IngestReplySchema,
+    errors=(403,),
+)
+
+
 def audit_routes(history: AuditHistory) -> list[Route]:
     return [
-        Route(
-            "/api/tasks/{task_id}/audit",
-            TaskAuditResource(history),
-            (
-                Operation(
-                    "GET",
-                    "Task audit trail",
-                    TAG,
-                    response=AuditReadSchema,
-                    many=True,
-                    query=AuditPageQuerySchema,
-                    errors=_READ_ERRORS,
-                    example=_EXAMPLE,
-                    description="Also for a deleted task. " + _PAGING,
-                ),
-            ),
-        ),
-        Route(
-            "/api/projects/{project_id}/audit",
-            ProjectAuditResource(history),
-            (
-                Operation(
-                    "GET",
-                    "Project audit trail",
-                    TAG,
-                    response=AuditReadSchema,
-                    many=True,
-                    query=AuditPageQuerySchema,
-                    errors=_READ_ERRORS,
-                    example=_EXAMPLE,
-                    description="The project's own entries and those of all its tasks, deleted "
-                    "ones included; readable after the project is deleted. " + _PAGING,
-                ),
-            ),
-        ),
-        Route(
-            "/api/audit",
-            AuditSearchResource(history),
-            (
-                Operation(
-                    "GET",
-                    "Search the audit trail",
-                    TAG,
-                    response=AuditReadSchema,
-                    many=True,
-                    query=SearchQuerySchema,
-                    errors=_READ_ERRORS,
-                    example=_EXAMPLE,
-                    description="Entries of the projects the caller may read (or of "
-                    "`project_id` only) and the project-less entries of the caller's tenant "
-                    "(agents, workers). `since` is inclusive, `until` exclusive. " + _PAGING,
-                ),
-            ),
-        ),
-        Route(
-            "/api/audit/verify",
-            AuditVerifyResource(history),
-            (
-                Operation(
-                    "GET",
-                    "Verify a project's audit chain",
-                    TAG,
-                    response=VerifyReportSchema,
-                    query=VerifyQuerySchema,
-                    errors=_READ_ERRORS,
-                    description="Project owners only. Recomputes the hash of every entry of "
-                    "the project and checks each link to its neighbours in the chain; reports "
-                    "the first broken one.",
-                ),
-            ),
-        ),
-        Route(
-            "/internal/audit/events",
-            IngestResource(history),
-            (
-                Operation(
-                    "POST",
-                    "Ingest a batch of audit events",
-                    TAG,
-                    request=IngestBatchSchema,
-                    response=IngestReplySchema,
-                    errors=(403,),
-                ),
-            ),
-            internal=True,
-        ),
+        Route("/api/tasks/{task_id}/audit", TaskAuditResource(history), (_TASK_TRAIL,)),
+        Route("/api/projects/{project_id}/audit", ProjectAuditResource(history), (_PROJECT_TRAIL,)),
+        Route("/api/audit", AuditSearchResource(history), (_SEARCH,)),
+        Route("/api/audit/verify", AuditVerifyResource(history), (_VERIFY,)),
+        Route("/internal/audit/events", IngestResource(history), (_INGEST,), internal=True),
     ]
 
 

@@ -130,16 +130,9 @@ def parse_event(index: int, raw: Any) -> AuditEvent | RejectedEvent:
         return RejectedEvent(index, claimed_id, "project_id: must equal entity_id for a project")
     if data["entity_type"] == "task" and project_id is None:
         return RejectedEvent(index, claimed_id, "project_id: required for a task event")
+    # The schema's fields are the event's: normalised, its project and its time in UTC.
+    created_at = data["created_at"].astimezone(UTC)
+    details = dict(data["details"])
     return AuditEvent(
-        event_id=data["event_id"],
-        tenant_id=data["tenant_id"],
-        project_id=project_id,
-        entity_type=data["entity_type"],
-        entity_id=data["entity_id"],
-        action=data["action"],
-        actor_id=data["actor_id"],
-        actor_handle=data["actor_handle"],
-        actor_type=data["actor_type"],
-        details=dict(data["details"]),
-        created_at=data["created_at"].astimezone(UTC),
+        **{**data, "project_id": project_id, "details": details, "created_at": created_at}
     )

@@ -16,6 +16,7 @@ from taskflow_core.db import transaction
 
 from .chain import (
     GENESIS_HASH,
+    HASHED_FIELDS,
     ChainReport,
     ChainVerifier,
     LinkedEntry,
@@ -127,29 +128,14 @@ class AuditStore:
             rows = []
             for (new_id, event), stored_details in zip(fresh, details, strict=True):
                 entry = {
+                    **vars(event),
                     "id": new_id,
-                    "event_id": event.event_id,
-                    "tenant_id": event.tenant_id,
-                    "project_id": event.project_id,
-                    "entity_type": event.entity_type,
-                    "entity_id": event.entity_id,
-                    "action": event.action,
-                    "actor_id": event.actor_id,
-                    "actor_handle": event.actor_handle,
-                    "actor_type": event.actor_type,
                     "details": stored_details,
-                    "created_at": event.created_at,
                     "recorded_at": recorded_at,
                 }
                 new_hash = entry_hash(last_hash, entry)
-                rows.append(
-                    (
-                        *(entry[k] for k in _INSERT_FIELDS if k != "details"),
-                        json.dumps(stored_details),
-                        last_hash,
-                        new_hash,
-                    )
-                )
+                columns = (entry[k] for k in _STORED_AS_GIVEN)
+                rows.append((*columns, json.dumps(stored_details), last_hash, new_hash))
                 last_id, last_hash = new_id, new_hash
             async with conn.cursor() as cur:
                 await cur.executemany(_INSERT_SQL, rows)
@@ -318,23 +304,9 @@ async def iter_chain(
         after = int(rows[-1]["id"])
 
 
-_INSERT_FIELDS = (
-    "id",
-    "event_id",
-    "tenant_id",
-    "project_id",
-    "entity_type",
-    "entity_id",
-    "action",
-    "actor_id",
-    "actor_handle",
-    "actor_type",
-    "created_at",
-    "recorded_at",
-    "details",
-)
+# An entry's row: the hashed fields as given, then its details as jsonb and its chain links.
+_STORED_AS_GIVEN = tuple(name for name in HASHED_FIELDS if name != "details")
 _INSERT_SQL = (
-    "INSERT INTO audit.entries (id, event_id, tenant_id, project_id, entity_type, entity_id,"
-    " action, actor_id, actor_handle, actor_type, created_at, recorded_at, details, prev_hash,"
-    " hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+    f"INSERT INTO audit.entries ({', '.join(_STORED_AS_GIVEN)}, details, prev_hash, hash)"
+    f" VALUES ({', '.join(['%s'] * len(_STORED_AS_GIVEN))}, %s::jsonb, %s, %s)"
 )

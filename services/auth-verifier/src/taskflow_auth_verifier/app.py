@@ -9,7 +9,7 @@ from taskflow_core.config import ConfigError, Settings
 from taskflow_core.db import create_pool
 from taskflow_core.http import create_http_client
 from taskflow_core.logging import configure_logging
-from taskflow_core.routing import Operation, Route
+from taskflow_core.routing import Operation, OperationFamily, Route
 from taskflow_core.service import Lifecycle, ServiceApp, build_app
 
 from . import SCHEMA, SERVICE
@@ -35,6 +35,34 @@ VERIFY_DESCRIPTION = (
     " `X-Original-URI` names (the gateway sends only protected paths here); a CORS preflight"
     " (`X-Original-Method: OPTIONS`) passes without identity headers."
 )
+
+
+# The operations. /verify answers every method: nginx's auth_request subrequest keeps the
+# client's.
+_VERIFY = tuple(
+    Operation(
+        method,
+        f"Forward-auth for the gateway ({method})",
+        TAG,
+        operation_id=f"forwardAuth{method.capitalize()}",
+        public=True,
+        errors=(401, 503),
+        headers=("Authorization", "X-Original-URI", "X-Original-Method"),
+        description=VERIFY_DESCRIPTION,
+    )
+    for method in VERIFY_METHODS
+)
+_auth = OperationFamily(TAG, public=True, errors=(503,))
+_INTROSPECT = _auth.post(
+    "introspectCredential",
+    "Introspect a credential",
+    request=IntrospectRequest,
+    response=IntrospectResponse,
+    errors=(403, 503),
+    public=False,
+)
+_JWKS = _auth.get("getSigningKeys", "Signing keys of the SSO")
+_DEV_JWKS = _auth.get("getDevIssuerKeys", "Signing keys of the dev issuer", errors=())
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -68,68 +96,29 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         await authenticator.close()
         await http.aclose()
 
+    verify = VerifyResource(authenticator, require_tenant=settings.is_production)
+    introspect = IntrospectResource(
+        authenticator,
+        checker,
+        settings.introspection_cache_ttl,
+        now,
+        require_tenant=settings.is_production,
+    )
     routes = [
-        Route(
-            "/verify",
-            VerifyResource(authenticator, require_tenant=settings.is_production),
-            tuple(
-                Operation(
-                    method,
-                    f"Forward-auth for the gateway ({method})",
-                    TAG,
-                    public=True,
-                    errors=(401, 503),
-                    headers=("Authorization", "X-Original-URI", "X-Original-Method"),
-                    description=VERIFY_DESCRIPTION,
-                )
-                # nginx's auth_request subrequest keeps the client's method.
-                for method in VERIFY_METHODS
-            ),
-        ),
-        Route(
-            "/introspect",
-            IntrospectResource(
-                authenticator,
-                checker,
-                settings.introspection_cache_ttl,
-                now,
-                require_tenant=settings.is_production,
-            ),
-            (
-                Operation(
-                    "POST",
-                    "Introspect a credential",
-                    TAG,
-                    request=IntrospectRequest,
-                    response=IntrospectResponse,
-                    errors=(403, 503),
-                ),
-            ),
-            internal=True,
-        ),
-        Route(
-            "/jwks",
-            JwksRelayResource(authenticator.jwks),
-            (Operation("GET", "Signing keys of the SSO", TAG, public=True, errors=(503,)),),
-        ),
+        Route("/verify", verify, _VERIFY),
+        Route("/introspect", introspect, (_INTROSPECT,), internal=True),
+        Route("/jwks", JwksRelayResource(authenticator.jwks), (_JWKS,)),
     ]
     if settings.dev_issuer:
         if settings.is_production:
             raise ConfigError("DEV_ISSUER=true is refused when ENV=production")
         issuer = DevIssuer.load_or_create(settings.data_dir)
-        routes.append(
-            Route(
-                "/dev/jwks",
-                DevJwksResource(issuer),
-                (Operation("GET", "Signing keys of the dev issuer", TAG, public=True),),
-            )
-        )
-    lifecycle = Lifecycle(pool, on_startup=[authenticator.start], on_shutdown=[close])
+        routes.append(Route("/dev/jwks", DevJwksResource(issuer), (_DEV_JWKS,)))
     return build_app(
         service=SERVICE,
         title="TaskFlow Auth Verifier",
         settings=settings,
         routes=routes,
-        lifecycle=lifecycle,
+        lifecycle=Lifecycle(pool, on_startup=[authenticator.start], on_shutdown=[close]),
         authenticator=authenticator,
     )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import taskflow_audit
+import taskflow_auth_verifier
+import taskflow_tasks
+from taskflow_audit.app import create_app as create_audit_app
+from taskflow_auth_verifier.app import create_app as create_auth_verifier_app
 from taskflow_core import __version__
 from taskflow_core.config import Settings
 from taskflow_core.migrations import apply_migrations
 from taskflow_core.service import ServiceApp
+from taskflow_tasks.app import create_app as create_tasks_app
 
 from .router import PathRouter
 
@@ -17,19 +22,27 @@ from .router import PathRouter
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    package: str
+    package: str  # the package whose ``migrations`` folder holds the service's SQL
     schema: str
-
-    def create_app(self, settings: Settings) -> ServiceApp:
-        module = importlib.import_module(f"{self.package}.app")
-        app: ServiceApp = module.create_app(settings)
-        return app
+    create_app: Callable[[Settings], ServiceApp]
 
 
 SERVICES: dict[str, ServiceSpec] = {
-    "tasks": ServiceSpec("tasks", "taskflow_tasks", "tasks"),
-    "audit": ServiceSpec("audit", "taskflow_audit", "audit"),
-    "auth-verifier": ServiceSpec("auth-verifier", "taskflow_auth_verifier", "auth"),
+    spec.name: spec
+    for spec in (
+        ServiceSpec(
+            taskflow_tasks.SERVICE, taskflow_tasks.__name__, taskflow_tasks.SCHEMA, create_tasks_app
+        ),
+        ServiceSpec(
+            taskflow_audit.SERVICE, taskflow_audit.__name__, taskflow_audit.SCHEMA, create_audit_app
+        ),
+        ServiceSpec(
+            taskflow_auth_verifier.SERVICE,
+            taskflow_auth_verifier.__name__,
+            taskflow_auth_verifier.SCHEMA,
+            create_auth_verifier_app,
+        ),
+    )
 }
 
 

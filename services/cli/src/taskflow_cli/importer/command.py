@@ -17,11 +17,12 @@ import psycopg
 from taskflow_core.config import DEFAULT_TENANT, ConfigError, Settings
 from taskflow_core.db import normalize_database_url
 
+from .outcome import Outcome, Progress, RunContext
 from .plan import ImportOptions, Plan, build_plan
 from .report import ProgressBar, problem_lines, summary_table
 from .source import HANDLE_RE, Problem, locate, read_data
 from .timezone import LocalTime, parse_offset
-from .write import ImportConflict, Importer, Outcome, Progress, RunContext, connect
+from .write import ImportConflict, Importer, connect
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_DATABASE = 0, 1, 2, 3
 TENANT_MAX = 100  # projects.tenant_id varchar(100)

@@ -1,142 +1,40 @@
 """Mapping the CLI's data onto the service's model (reference §8.4). Pure: no database.
 
-Every planned row has a stable ``key`` (``project:<slug>``, ``worker:<@handle>``,
-``member:<slug>:<@handle>``, ``task:<cli id>``, ``audit:<position>``): the ledger records
-which keys an import of this file into this tenant has written, which makes re-runs create
-nothing and lets a killed run resume. Audit events get ids derived from the same keys
-(uuid5), so the audit service, idempotent on event ids, stores each entry once however many
-times it is delivered.
+The plan (``planned``) gives every row a stable key: the ledger records which keys an import of
+this file into this tenant has written, which makes re-runs create nothing and lets a killed
+run resume.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .source import CliAuditEntry, CliData, CliTask, CliWorker, Problem
+from taskflow_tasks.recurrence.rules import RECURRENCE_PATTERNS
+
+from .history import derive_work_times
+from .planned import (
+    OWNER_KEY,
+    ImportOptions,
+    Plan,
+    PlannedEvent,
+    PlannedMember,
+    PlannedProject,
+    PlannedTask,
+    PlannedWorker,
+    event_id,
+    worker_key,
+)
+from .records import CliAuditEntry, CliData, CliTask, Problem
 from .timezone import LocalTime, format_offset
 
-RECURRENCE_PATTERNS = ("1m", "5m", "10m", "15m", "30m", "1h", "daily", "weekly", "monthly")
-# Namespace of import event ids: uuid5(namespace, "<tenant>\n<fingerprint>\n<key>").
-EVENT_NAMESPACE = uuid.UUID("6f1c2a8e-9a43-5e0b-8d1c-0c7a1f1e2b3d")
-OWNER_KEY = "owner"
 # The CLI stamps a task's created_at just before its "created" audit entry. Entries for the
 # same id from before that belong to an earlier task that was deleted and whose id was reused.
 _SAME_TASK_SLACK = timedelta(seconds=1)
 # What the audit service accepts in ``details`` (taskflow_audit.events), with room for ours.
 _CONTEXT_MAX_BYTES = 60_000
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    tenant_id: str
-    fingerprint: str
-    # ``--user @handle=SUB``: humans whose SSO subject is known at import time.
-    user_subs: dict[str, str] = field(default_factory=dict)
-    # ``--email @handle=ADDRESS``: lets a later SSO login with that email claim the worker.
-    user_emails: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PlannedWorker:
-    key: str
-    handle: str
-    name: str
-    type: str
-    agent_type: str | None
-    capabilities: list[str]
-    created_at: datetime | None
-    user_id: str | None
-    email: str | None = None
-
-
-@dataclass(frozen=True)
-class PlannedProject:
-    key: str
-    slug: str
-    name: str
-    description: str | None
-
-
-@dataclass(frozen=True)
-class PlannedMember:
-    key: str
-    project_key: str
-    worker_key: str
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    key: str
-    cli_id: int
-    project_key: str
-    parent_key: str | None
-    assignee_key: str | None
-    creator_key: str
-    title: str
-    description: str | None
-    status: str
-    priority: str
-    progress_percent: int
-    tags: list[str]
-    due_date: datetime | None
-    is_recurring: bool
-    recurrence_pattern: str | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class PlannedEvent:
-    """One CLI audit entry as an outbox event. ``entity_type`` is ``task`` (``entity_key`` is
-    the task's key), ``project`` (the project's key) or ``cli_task``: a task deleted in the CLI,
-    whose only identity left is its CLI id (``cli_entity_id``)."""
-
-    key: str
-    event_id: uuid.UUID
-    entity_type: str
-    entity_key: str | None
-    cli_entity_id: int
-    project_key: str | None
-    action: str
-    actor_key: str | None
-    actor_handle: str
-    actor_type: str
-    details: dict[str, Any]
-    occurred_at: datetime
-
-
-@dataclass
-class Plan:
-    workers: list[PlannedWorker] = field(default_factory=list)
-    projects: list[PlannedProject] = field(default_factory=list)
-    members: list[PlannedMember] = field(default_factory=list)
-    tasks: list[PlannedTask] = field(default_factory=list)
-    events: list[PlannedEvent] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    # The CLI's current user (config.json), who is the importing owner: their CLI handle and name.
-    owner_alias: CliWorker | None = None
-    owner_alias_created_at: datetime | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def fatal(self) -> list[Problem]:
-        return [p for p in self.problems if p.fatal]
-
-
-def event_id(options: ImportOptions, key: str) -> uuid.UUID:
-    """The event id of ``key`` for this file in this tenant (the same on every run)."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{options.tenant_id}\n{options.fingerprint}\n{key}")
-
-
-def worker_key(handle: str) -> str:
-    return f"worker:{handle}"
 
 
 def _task_where(task: CliTask) -> str:
@@ -471,32 +369,6 @@ class _Planner:
                 f"{deleted_tasks} audit entries belong to tasks deleted in the CLI; imported with "
                 "entity_type cli_task and the CLI task id"
             )
-
-
-def derive_work_times(
-    task: CliTask, entries: list[CliAuditEntry]
-) -> tuple[datetime | None, datetime | None]:
-    """(started_at, completed_at) from a task's history (entries in time order), local time.
-
-    Started: the first ``started`` (or an ``updated`` to in_progress), for a task that is no
-    longer pending. Completed: the last ``completed``/``approved`` (or ``updated`` to
-    completed), for a task that is completed now. Anything else stays unknown (``None``)."""
-
-    def status_of(entry: CliAuditEntry) -> Any:
-        return entry.context.get("status") if entry.action == "updated" else None
-
-    started = completed = None
-    if task.status != "pending":
-        for entry in entries:
-            if entry.action == "started" or status_of(entry) == "in_progress":
-                started = entry.timestamp
-                break
-    if task.status == "completed":
-        for entry in reversed(entries):
-            if entry.action in ("completed", "approved") or status_of(entry) == "completed":
-                completed = entry.timestamp
-                break
-    return started, completed
 
 
 def build_plan(data: CliData, options: ImportOptions, clock: LocalTime) -> Plan:

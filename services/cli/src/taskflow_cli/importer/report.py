@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
+from .outcome import CATEGORIES, Outcome, Progress
 from .source import Problem
-from .write import CATEGORIES, Outcome, Progress
 
 BAR_WIDTH = 30
 # Below this many rows an import is quick enough that a bar is noise.

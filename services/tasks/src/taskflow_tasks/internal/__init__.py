@@ -1,0 +1,1 @@
+"""Internal endpoints: the audit service's questions about projects, tasks and access."""

@@ -1,0 +1,1 @@
+"""Members: who belongs to a project, and finding people to mention."""

@@ -1,0 +1,64 @@
+"""Request and response shapes of project members and member search (reference §1.3)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+from taskflow_core.schemas import QuerySchema, StrictInteger, StrictSchema, UTCDateTime
+
+USER_ID_MAX = 255
+SEARCH_MAX = 200
+
+
+class MemberReadSchema(StrictSchema):
+    id = fields.Integer(metadata={"description": "Membership id (DELETE .../members/{id})"})
+    worker_id = fields.Integer()
+    handle = fields.String()
+    name = fields.String()
+    type = fields.String(validate=validate.OneOf(("human", "agent")))
+    role = fields.String(validate=validate.OneOf(("owner", "member")))
+    joined_at = UTCDateTime()
+
+
+class MemberCreateSchema(StrictSchema):
+    user_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=USER_ID_MAX),
+        metadata={"description": "SSO user id of a human (exactly one of user_id / agent_id)"},
+    )
+    agent_id = StrictInteger(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "Id of an agent of this tenant"},
+    )
+
+
+class MemberSearchQuerySchema(QuerySchema):
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(max=SEARCH_MAX),
+        metadata={"description": "Case-insensitive substring of handle or name (% and _ literal)"},
+    )
+    project_id = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=2**63 - 1),
+        metadata={"description": "Only members of this project (you must be a member)"},
+    )
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+
+
+class MemberSearchItemSchema(StrictSchema):
+    id = fields.String(metadata={"description": "The handle"})
+    name = fields.String()
+    handle = fields.String()
+    type = fields.String()
+    description = fields.String(metadata={"description": '"AI Agent" or "Team Member"'})
+
+
+class MemberSearchResultSchema(StrictSchema):
+    members = fields.List(fields.Nested(MemberSearchItemSchema))
+    total = fields.Integer(metadata={"description": "Number of all matches (not the page size)"})
+
+
+MEMBER_READ = MemberReadSchema()

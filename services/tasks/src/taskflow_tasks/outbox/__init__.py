@@ -1,0 +1,1 @@
+"""The transactional outbox: events written with each change, and the relay that delivers them."""

@@ -1,0 +1,91 @@
+"""SQL of the outbox relay: claim the oldest batch, settle it, hold it while backing off, measure
+and prune the backlog (see ``relay`` for the protocol)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from .rules import fit_batch
+
+Conn = psycopg.AsyncConnection[Any]
+PRUNE_BATCH = 1000
+
+
+async def claim_batch(
+    conn: Conn, limit: int, lease: timedelta, max_bytes: int = 2**62
+) -> list[dict[str, Any]]:
+    """The oldest pending events (at most ``limit``, about ``max_bytes`` of JSON), claimed for
+    ``lease``; [] when there are none or when another relay holds (or is claiming) older ones.
+    Call inside a transaction."""
+    cur = await conn.execute(
+        "SELECT id, event_id, payload, octet_length(payload::text) AS size FROM tasks.outbox"
+        " WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())"
+        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return []
+    cur = await conn.execute(
+        "SELECT min(id) AS oldest,"
+        " bool_or(claimed_until >= now()) AS claimed_elsewhere"
+        " FROM tasks.outbox WHERE delivered_at IS NULL"
+    )
+    state = await cur.fetchone()
+    if state is None or state["claimed_elsewhere"] or state["oldest"] != rows[0]["id"]:
+        return []
+    rows = fit_batch(rows, max_bytes)
+    await conn.execute(
+        "UPDATE tasks.outbox SET claimed_until = now() + %s, attempts = attempts + 1"
+        " WHERE id = ANY(%s)",
+        (lease, [row["id"] for row in rows]),
+    )
+    return list(rows)
+
+
+async def mark_delivered(conn: Conn, ids: list[int], set_aside: dict[int, str]) -> None:
+    """Settle events: ``ids`` delivered; ``set_aside`` never deliverable, with the reason."""
+    if ids:
+        await conn.execute(
+            "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = NULL"
+            " WHERE id = ANY(%s) AND delivered_at IS NULL",
+            (ids,),
+        )
+    for outbox_id, reason in set_aside.items():
+        await conn.execute(
+            "UPDATE tasks.outbox SET delivered_at = now(), claimed_until = NULL, last_error = %s"
+            " WHERE id = %s AND delivered_at IS NULL",
+            (reason[:2000], outbox_id),
+        )
+
+
+async def hold_claim(conn: Conn, ids: list[int], until: timedelta, error: str) -> None:
+    """Keep the batch claimed while backing off (so no replica hammers a failing service)."""
+    await conn.execute(
+        "UPDATE tasks.outbox SET claimed_until = now() + %s, last_error = %s"
+        " WHERE id = ANY(%s) AND delivered_at IS NULL",
+        (until, error[:2000], ids),
+    )
+
+
+async def backlog(conn: Conn) -> dict[str, Any]:
+    cur = await conn.execute(
+        "SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest_age"
+        " FROM tasks.outbox WHERE delivered_at IS NULL"
+    )
+    row = await cur.fetchone()
+    pending = int(row["pending"]) if row else 0
+    age = row["oldest_age"] if row else None
+    return {"backlog": pending, "oldest_age_s": None if age is None else round(float(age), 1)}
+
+
+async def prune_delivered(conn: Conn, older_than: timedelta) -> int:
+    cur = await conn.execute(
+        "DELETE FROM tasks.outbox WHERE id IN (SELECT id FROM tasks.outbox"
+        " WHERE delivered_at < now() - %s LIMIT %s)",
+        (older_than, PRUNE_BATCH),
+    )
+    return cur.rowcount

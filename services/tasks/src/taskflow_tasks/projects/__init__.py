@@ -1,0 +1,1 @@
+"""Projects: a tenant's workspaces, who may see and change them."""

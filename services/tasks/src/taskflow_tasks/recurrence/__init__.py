@@ -1,0 +1,1 @@
+"""Recurring tasks: when the next occurrence is due, and spawning it (on completion or when due)."""

@@ -1,0 +1,1 @@
+"""Tasks: their resources and route table, the status workflow, their shapes and SQL."""

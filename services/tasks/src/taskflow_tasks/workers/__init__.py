@@ -1,0 +1,1 @@
+"""Workers: humans and agents; agents are registered and managed per tenant."""

@@ -1,0 +1,1 @@
+"""Safe writes: ETag / If-Match preconditions and Idempotency-Key replays, with their upkeep."""
