@@ -72,7 +72,7 @@ def test_agent_delete_refusals() -> None:
     assert membership.value.status == 400
     with pytest.raises(APIError) as tasks:
         worker_rules.check_agent_deletable(0, 5)
-    assert tasks.value.status == 409 and "5 task" in tasks.value.message
+    assert tasks.value.status == 409 and "created 5 task" in tasks.value.message
 
 
 def test_search_description() -> None:

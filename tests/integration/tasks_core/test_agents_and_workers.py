@@ -74,15 +74,22 @@ def test_agent_crud_and_tenant_ownership(make_user, db: Database) -> None:
     ]  # fmt: skip
 
 
-def test_agent_delete_refused_while_referenced(make_user, db: Database) -> None:
+def test_agent_delete_refused_while_a_member_and_unassigns_its_tasks(
+    make_user, db: Database
+) -> None:
+    """The contract (reference §1.4): a member agent is refused (400); once out of every
+    project, deleting it answers 200 and leaves its tasks unassigned, each unassignment
+    audited."""
     alice: User = make_user("alice-agent-refs")
     agent = alice.post("/api/workers/agents", json=AGENT).json()
     pid = alice.post("/api/projects", json={"slug": "refs", "name": "Refs"}).json()["id"]
     member = alice.post(f"/api/projects/{pid}/members", json={"agent_id": agent["id"]}).json()
-    task = alice.post(
-        f"/api/projects/{pid}/tasks", json={"title": "Do it", "assignee_id": agent["id"]}
-    )
-    assert task.status_code == 201, task.text
+    tasks = [
+        alice.post(
+            f"/api/projects/{pid}/tasks", json={"title": f"Do {n}", "assignee_id": agent["id"]}
+        ).json()["id"]
+        for n in range(2)
+    ]
 
     before = db.snapshot()
     in_project = alice.delete(f"/api/workers/agents/{agent['id']}")
@@ -92,13 +99,35 @@ def test_agent_delete_refused_while_referenced(make_user, db: Database) -> None:
     )
     assert db.snapshot() == before
     alice.delete(f"/api/projects/{pid}/members/{member['id']}")
+    deleted = alice.delete(f"/api/workers/agents/{agent['id']}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"ok": True}
+    for task in tasks:
+        assert alice.get(f"/api/tasks/{task}").json()["assignee_id"] is None
+        unassigned = db.events(entity_type="task", entity_id=task, action="assigned")
+        assert [e["details"]["before"] for e in unassigned] == [agent["id"]]
+        assert unassigned[0]["details"]["after"] is None
+        assert unassigned[0]["details"]["reason"] == "agent_deleted"
+    assert db.events(entity_type="worker", entity_id=agent["id"], action="deleted")
+
+
+def test_agent_that_created_tasks_is_not_deleted(make_user, db: Database) -> None:
+    """The creator of a task is its history: an agent that created tasks is kept (409)."""
+    alice: User = make_user("alice-agent-author")
+    bot: User = make_user("alice-agent-author", actor_type="agent", client_id="cli-bot")
+    assert bot.get("/api/workers/agents").status_code == 200  # its first call provisions it
+    agent = next(a for a in alice.get("/api/workers/agents").json() if a["type"] == "agent")
+    pid = alice.post("/api/projects", json={"slug": "authored", "name": "A"}).json()["id"]
+    member = alice.post(f"/api/projects/{pid}/members", json={"agent_id": agent["id"]}).json()
+    made = bot.post(f"/api/projects/{pid}/tasks", json={"title": "Written by the bot"})
+    assert made.status_code == 201, made.text
+    alice.delete(f"/api/projects/{pid}/members/{member['id']}")
+
     before = db.snapshot()
-    with_tasks = alice.delete(f"/api/workers/agents/{agent['id']}")
-    assert with_tasks.status_code == 409
-    assert "1 task" in with_tasks.json()["error"]
+    refused = alice.delete(f"/api/workers/agents/{agent['id']}")
+    assert refused.status_code == 409
+    assert "created 1 task" in refused.json()["error"]
     assert db.snapshot() == before
-    alice.delete(f"/api/tasks/{task.json()['id']}")
-    assert alice.delete(f"/api/workers/agents/{agent['id']}").status_code == 200
 
 
 def test_workers_overview_merges_sso_members(make_user, issuer: TestIssuer) -> None:

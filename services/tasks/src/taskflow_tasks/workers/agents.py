@@ -14,7 +14,7 @@ from taskflow_core.schemas import OkSchema, load_body, load_query, parse_id
 
 from ..callers.caller import Caller
 from ..deps import Resource, TasksDeps, answer_created
-from ..outbox.events import record
+from ..outbox.events import record, record_all
 from ..writes.diff import field_changes
 from ..writes.idempotency import IDEMPOTENCY_HEADER, idempotent_post
 from . import rules, store
@@ -42,6 +42,11 @@ AGENT_EXAMPLE = {
 _page = AgentListQuerySchema()
 _create = AgentCreateSchema()
 _update = AgentUpdateSchema()
+
+
+def _unassigned_details(agent_id: int) -> dict[str, Any]:
+    """The ``assigned`` event of a task left unassigned because its agent was deleted."""
+    return {"before": agent_id, "after": None, "assignee_handle": None, "reason": "agent_deleted"}
 
 
 def _agent_of_tenant(worker: dict[str, Any] | None, caller: Caller) -> dict[str, Any]:
@@ -117,11 +122,20 @@ class AgentItem(Resource):
             async with self.deps.writing(req) as (conn, caller):
                 agent = _agent_of_tenant(await store.get_worker(conn, aid, lock=True), caller)
                 refs = await store.agent_references(conn, aid)
-                rules.check_agent_deletable(refs["memberships"], refs["tasks"])
+                rules.check_agent_deletable(refs["memberships"], refs["created_tasks"])
+                now = self.deps.settings.clock()
+                unassigned = await store.unassign(conn, aid, now)
+                author = caller.author
+                await record_all(
+                    conn,
+                    [
+                        author.task_event(task, "assigned", _unassigned_details(aid), now)
+                        for task in unassigned
+                    ],
+                )
                 await store.delete_agent(conn, aid)
                 details = {"handle": agent["handle"], "agent_type": agent["agent_type"]}
-                now = self.deps.settings.clock()
-                await record(conn, caller.author.worker_event(aid, "deleted", details, now))
+                await record(conn, author.worker_event(aid, "deleted", details, now))
         except psycopg.errors.ForeignKeyViolation as exc:
             # Something started referencing the agent between the check and the delete.
             raise Conflict("Agent is still referenced; remove those references first") from exc
@@ -159,7 +173,9 @@ _UPDATE = _agent.put(
 _DELETE = _agent.delete(
     "deleteAgent",
     "Delete an agent",
-    "400 while it is a member of a project; 409 while tasks name it as assignee or creator.",
+    "400 while it is a member of a project; 409 while it is the creator of tasks (their"
+    " history names it). Tasks assigned to it are left unassigned, each with an `assigned`"
+    " audit event (`after: null`, `reason: agent_deleted`).",
     response=OkSchema,
     example={"ok": True},
     errors=(400, 404, 409),

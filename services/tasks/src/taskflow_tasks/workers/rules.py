@@ -7,14 +7,16 @@ from typing import Any
 from taskflow_core.errors import BadRequest, Conflict
 
 
-def check_agent_deletable(memberships: int, tasks: int) -> None:
-    """Live project memberships: 400 (the old message); tasks naming it: 409, never a 500."""
+def check_agent_deletable(memberships: int, created_tasks: int) -> None:
+    """Live project memberships: 400 (the old message). Tasks it created: 409, since the creator
+    is the task's history (the old API never checked and kept a dangling creator). Tasks merely
+    assigned to it do not stop a delete: they are left unassigned, as in the old API."""
     if memberships:
         raise BadRequest("Agent is a member of one or more projects. Remove from projects first.")
-    if tasks:
+    if created_tasks:
         raise Conflict(
-            f"Agent is the assignee or creator of {tasks} task(s). "
-            "Reassign or delete those tasks first."
+            f"Agent created {created_tasks} task(s) and stays as their author: "
+            "delete those tasks first."
         )
 
 

@@ -255,20 +255,36 @@ async def update_agent(conn: Conn, worker_id: int, changes: dict[str, Any], now:
 
 
 async def agent_references(conn: Conn, worker_id: int) -> Row:
-    """How many live projects list the agent as a member, and how many tasks name it."""
+    """How many live projects list the agent as a member, and how many tasks it created."""
     cur = await conn.execute(
         """
         SELECT
           (SELECT count(*) FROM tasks.project_members m JOIN tasks.projects p ON p.id = m.project_id
             WHERE m.worker_id = %(id)s AND p.deleted_at IS NULL) AS memberships,
-          (SELECT count(*) FROM tasks.tasks t
-            WHERE t.assignee_id = %(id)s OR t.created_by_id = %(id)s) AS tasks
+          (SELECT count(*) FROM tasks.tasks t WHERE t.created_by_id = %(id)s) AS created_tasks
         """,
         {"id": worker_id},
     )
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+async def unassign(conn: Conn, worker_id: int, now: datetime) -> list[Row]:
+    """Leave every task assigned to the worker unassigned; those tasks (id, project_id), locked
+    in id order so concurrent changes queue instead of deadlocking."""
+    cur = await conn.execute(
+        """
+        WITH gone AS (
+            SELECT id FROM tasks.tasks WHERE assignee_id = %(id)s ORDER BY id FOR UPDATE
+        )
+        UPDATE tasks.tasks t SET assignee_id = NULL, updated_at = %(now)s
+        FROM gone WHERE t.id = gone.id
+        RETURNING t.id, t.project_id
+        """,
+        {"id": worker_id, "now": now},
+    )
+    return sorted(await cur.fetchall(), key=lambda row: row["id"])
 
 
 async def delete_agent(conn: Conn, worker_id: int) -> None:
