@@ -202,3 +202,19 @@ def test_malformed_json_says_where(dev: DevStack) -> None:
     assert "line 3, column 15" in body["error"], body
     (item,) = body["detail"]
     assert item["loc"] == ["body", 31] and item["type"] == "json_invalid"
+
+
+# --- item 7: the dashboard's chat endpoint ---------------------------------------------------
+
+
+@pytest.mark.parametrize("with_token", [True, False], ids=["token", "no-token"])
+def test_chatkit_answers_the_references_not_configured_503(dev: DevStack, with_token: bool) -> None:
+    """The dashboard calls POST /chatkit; with chat not configured the API we replace answers
+    503 with this message (reference §1.9), before looking at any header."""
+    headers = dev.headers() if with_token else {}
+    resp = httpx.post(f"{dev.url}/chatkit", headers=headers, json={"type": "threads.list"})
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"] == (
+        "ChatKit server not initialized. Check CHATKIT_DATABASE_URL configuration."
+    )
+    assert resp.json()["status_code"] == 503

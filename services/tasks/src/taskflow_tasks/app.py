@@ -16,6 +16,7 @@ from taskflow_core.logging import configure_logging
 from taskflow_core.service import Lifecycle, ServiceApp, build_app
 
 from . import SCHEMA, SERVICE
+from .chat.resources import chat_routes
 from .deps import TasksDeps
 from .internal.resources import internal_routes
 from .members.resources import member_routes
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             *overview_routes(deps),
             *task_routes(deps),
             *internal_routes(deps),
+            *chat_routes(),
         ],
         lifecycle=lifecycle,
         authenticator=authenticator,

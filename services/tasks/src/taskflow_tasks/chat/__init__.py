@@ -1,0 +1,1 @@
+"""The dashboard\x27s chat endpoint (not part of this API)."""
