@@ -21,6 +21,7 @@ from .audit_verify import add_audit_parser, cmd_audit
 from .devtoken import add_token_parser, cmd_token, dev_banner
 from .embedded import forget_dev_database, start_embedded_postgres
 from .importer import command as import_cli
+from .routes import add_routes_parser, cmd_routes
 from .stack import SERVICES, all_in_one, migrate
 
 log = structlog.get_logger("taskflow.cli")
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     add_token_parser(sub)
     add_audit_parser(sub)
     import_cli.add_parser(sub)
+    add_routes_parser(sub)
     return parser
 
 
@@ -167,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dev(args.host, args.port)
         if args.command == "import-cli":
             return import_cli.run(args)
+        if args.command == "routes":
+            return cmd_routes(args)
         settings = Settings.from_env()
         configure_logging(settings)
         if args.command == "token":
