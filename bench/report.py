@@ -95,6 +95,11 @@ def write_results(
         f"{meta.get('connections')} connections, wrk -t1 keep-alive; services pinned to CPU "
         f"{meta.get('service_cpu')}, wrk/nginx/PostgreSQL backends on CPU {meta.get('driver_cpu')}."
     )
+    if meta.get("server_stack"):
+        md.append(
+            f"Server stack (uvicorn loop-http): services {meta.get('server_stack')}, "
+            f"control {meta.get('control_stack')}."
+        )
     md.append("")
     md.append(markdown_table(rows))
     md.append("")
