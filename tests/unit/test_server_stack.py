@@ -5,6 +5,7 @@ but missing, or a name that is not a stack, with a message instead of uvicorn's 
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 from taskflow_cli import server
 from taskflow_cli.main import main
 from taskflow_core.config import ConfigError
@@ -26,8 +27,13 @@ def test_auto_falls_back_where_uvloop_and_httptools_are_not_installed(
 ) -> None:
     # A platform without their wheels (the dependency markers skip them there).
     monkeypatch.setattr(server, "_INSTALLED", {"uvloop": lambda: False, "httptools": lambda: False})
-    stack = server.resolve_stack()
+    with capture_logs() as logs:
+        stack = server.resolve_stack()
     assert (stack.loop, stack.uvicorn_http) == ("asyncio", "h11")
+    assert [(e["event"], e["missing"], e["using"]) for e in logs] == [
+        ("server_stack_fallback", "uvloop", "asyncio"),
+        ("server_stack_fallback", "httptools", "h11"),
+    ]
     with pytest.raises(ConfigError, match=r"--loop uvloop: .*not installed.*--loop auto"):
         server.resolve_stack("uvloop", "auto")
     with pytest.raises(ConfigError, match=r"--http httptools: .*not installed.*--http auto"):
