@@ -614,15 +614,25 @@ def rebase_on_control(
         return
     end.scenario = "control_end"
     reference = (first_cpu + end.cpu_ms_per_req) / 2
+    first = next((r for r in rows if r.scenario == CONTROL and r.via == "direct"), None)
+    p99s = [r.p99_ms for r in (first, end) if r is not None and r.p99_ms]
+    p99_reference = sum(p99s) / len(p99s) if p99s else None
     for row in [*rows, end]:
         if row.cpu_ms_per_req:
             row.x_control = row.cpu_ms_per_req / reference
+        if p99_reference and row.p99_ms:
+            row.x_control_p99 = row.p99_ms / p99_reference
     rows.append(end)
     drift = end.cpu_ms_per_req / first_cpu - 1
     notes.append(
         f"control CPU/request: {first_cpu:.3f} ms at the start, {end.cpu_ms_per_req:.3f} ms at "
         f"the end ({drift:+.0%}); multiples use the mean {reference:.3f} ms"
     )
+    if p99_reference:
+        notes.append(
+            f"control p99: {' and '.join(f'{p:.1f}' for p in p99s)} ms; p99 multiples use the"
+            f" mean {p99_reference:.1f} ms (goal: ≤ 2x)"
+        )
     log(f"  → control drift {drift:+.0%}")
 
 
