@@ -253,9 +253,25 @@ def wait_until_healthy(
     )
 
 
-def uvicorn_argv(app: str, port: int) -> list[str]:
+# Server stacks (``--loop``, ``--http`` of uvicorn) a run can put the services and the control on.
+SERVER_STACKS = {
+    "uvloop-httptools": ("uvloop", "httptools"),  # production (the images, taskflow serve)
+    "asyncio-h11": ("asyncio", "h11"),  # the pure-Python stack, for comparison
+}
+DEFAULT_STACK = "uvloop-httptools"
+# The services run httptools as production does, with request heads bounded; the control runs
+# uvicorn's own protocol (what `uvicorn[standard]` gives a bare app).
+BOUNDED_HTTPTOOLS = "taskflow_core.http_protocol:HttpToolsProtocol"
+
+
+def uvicorn_argv(
+    app: str, port: int, stack: str = DEFAULT_STACK, *, bounded_http: bool = True
+) -> list[str]:
     """One uvicorn worker, as the services run in production (no access log of uvicorn's own;
-    the services write their own access line)."""
+    the services write their own access line), on the named server stack."""
+    loop, http = SERVER_STACKS[stack]
+    if http == "httptools" and bounded_http:
+        http = BOUNDED_HTTPTOOLS
     return [
         sys.executable,
         "-m",
@@ -270,4 +286,8 @@ def uvicorn_argv(app: str, port: int) -> list[str]:
         "on",
         "--workers",
         "1",
+        "--loop",
+        loop,
+        "--http",
+        http,
     ]

@@ -25,6 +25,7 @@ class Row:
     cpu_runs: list[float] = field(default_factory=list)  # every measured run, sorted
     x_control: float | None = None
     target_x: float | None = None
+    x_control_p99: float | None = None  # p99 as a multiple of the control's (mean of its runs)
     other_cpu_ms_per_req: dict[str, float] = field(default_factory=dict)
     gateway_share: float | None = None  # gateway req/s as a share of the direct req/s
     sql_statements_per_req: float | None = None
@@ -44,15 +45,15 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def markdown_table(rows: list[Row]) -> str:
     head = (
-        "| scenario | via | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms/req | x control "
-        "| target | SQL stmts (trips)/req | other CPU ms/req |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+        "| scenario | via | req/s | p50 ms | p90 ms | p99 ms | p99 x control | errors | CPU ms/req "
+        "| x control | target | SQL stmts (trips)/req | other CPU ms/req |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
     )
     lines = [head]
     for row in rows:
         if row.skipped:
             lines.append(
-                f"| {row.scenario} | {row.via} | skipped: {row.skipped} | | | | | | | | | |"
+                f"| {row.scenario} | {row.via} | skipped: {row.skipped} | | | | | | | | | | |"
             )
             continue
         target = "" if row.target_x is None else f"≤ {row.target_x:g}x {row.verdict}".strip()
@@ -71,7 +72,8 @@ def markdown_table(rows: list[Row]) -> str:
             sql = f"{row.sql_statements_per_req:.1f} ({_num(row.sql_round_trips_per_req, 1)})"
         lines.append(
             f"| {row.scenario} | {row.via} | {_num(row.rps, 0)} | {_num(row.p50_ms)} "
-            f"| {_num(row.p90_ms)} | {_num(row.p99_ms)} | {errors} | {_num(row.cpu_ms_per_req, 3)} "
+            f"| {_num(row.p90_ms)} | {_num(row.p99_ms)} | {_num(row.x_control_p99)} | {errors} "
+            f"| {_num(row.cpu_ms_per_req, 3)} "
             f"| {_num(row.x_control)} | {target} | {sql} | {others} |"
         )
     return "\n".join(lines)
@@ -95,6 +97,11 @@ def write_results(
         f"{meta.get('connections')} connections, wrk -t1 keep-alive; services pinned to CPU "
         f"{meta.get('service_cpu')}, wrk/nginx/PostgreSQL backends on CPU {meta.get('driver_cpu')}."
     )
+    if meta.get("server_stack"):
+        md.append(
+            f"Server stack (uvicorn loop-http): services {meta.get('server_stack')}, "
+            f"control {meta.get('control_stack')}."
+        )
     md.append("")
     md.append(markdown_table(rows))
     md.append("")

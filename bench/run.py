@@ -32,7 +32,9 @@ import psycopg
 
 from bench import large
 from bench.procs import (
+    DEFAULT_STACK,
     DRIVER_CPU,
+    SERVER_STACKS,
     SERVICE_CPU,
     BenchError,
     ProcessRegistry,
@@ -91,6 +93,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reseed", action="store_true", help="large: reload even if present")
     parser.add_argument("--pool-size", type=int, default=10, help="DB_POOL_MAX_SIZE per service")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the services")
+    parser.add_argument(
+        "--server-stack",
+        choices=tuple(SERVER_STACKS),
+        default=DEFAULT_STACK,
+        help="the services' uvicorn loop + HTTP parser (default: production's)",
+    )
+    parser.add_argument(
+        "--control-stack",
+        choices=tuple(SERVER_STACKS),
+        default=DEFAULT_STACK,
+        help="the control's uvicorn loop + HTTP parser (default: uvloop-httptools)",
+    )
     parser.add_argument(
         "--profile", default="", help="comma-separated scenarios to record with py-spy (direct)"
     )
@@ -403,7 +417,12 @@ def run(args: argparse.Namespace) -> int:
     with ProcessRegistry(log_dir) as registry:
         database_url, loaded = prepare_database(args, log_dir)
         stack = Stack(
-            registry, database_url, log_level=args.log_level, pool_max_size=args.pool_size
+            registry,
+            database_url,
+            log_level=args.log_level,
+            pool_max_size=args.pool_size,
+            server_stack=args.server_stack,
+            control_stack=args.control_stack,
         )
         stack.start_issuer()
         try:
@@ -439,6 +458,8 @@ def run(args: argparse.Namespace) -> int:
         "cpus": cpu_count(),
         "pool_max_size": args.pool_size,
         "log_level": args.log_level,
+        "server_stack": args.server_stack,
+        "control_stack": args.control_stack,
         "python": sys.version.split()[0],
         "seed": data.as_dict(),
         "notes": notes + data.notes,
@@ -593,15 +614,25 @@ def rebase_on_control(
         return
     end.scenario = "control_end"
     reference = (first_cpu + end.cpu_ms_per_req) / 2
+    first = next((r for r in rows if r.scenario == CONTROL and r.via == "direct"), None)
+    p99s = [r.p99_ms for r in (first, end) if r is not None and r.p99_ms]
+    p99_reference = sum(p99s) / len(p99s) if p99s else None
     for row in [*rows, end]:
         if row.cpu_ms_per_req:
             row.x_control = row.cpu_ms_per_req / reference
+        if p99_reference and row.p99_ms:
+            row.x_control_p99 = row.p99_ms / p99_reference
     rows.append(end)
     drift = end.cpu_ms_per_req / first_cpu - 1
     notes.append(
         f"control CPU/request: {first_cpu:.3f} ms at the start, {end.cpu_ms_per_req:.3f} ms at "
         f"the end ({drift:+.0%}); multiples use the mean {reference:.3f} ms"
     )
+    if p99_reference:
+        notes.append(
+            f"control p99: {' and '.join(f'{p:.1f}' for p in p99s)} ms; p99 multiples use the"
+            f" mean {p99_reference:.1f} ms (goal: ≤ 2x)"
+        )
     log(f"  → control drift {drift:+.0%}")
 
 

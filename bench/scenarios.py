@@ -18,7 +18,7 @@ class Scenario:
     description: str
     gateway: bool = True  # also run through nginx
     reset_status: bool = False  # bring the toggled tasks back to in_progress before each run
-    target: float | None = None  # issue 8's CPU/request ceiling, as a multiple of the control
+    target: float | None = None  # issue 20's CPU/request ceiling, as a multiple of the control
 
 
 def _list(pid: int, query: str) -> str:
@@ -67,14 +67,14 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                 "tasks",
                 Request("GET", "/api/tasks/{id}", ids=read),
                 "GET /api/tasks/{id}",
-                target=2.0,
+                target=1.5,
             ),
             Scenario(
                 "list_tasks",
                 "tasks",
                 Request("GET", _list(pid, "limit=50"), ids=read[:1]),
                 "GET /api/projects/{pid}/tasks?limit=50 (newest first)",
-                target=4.0,
+                target=2.5,
             ),
             Scenario(
                 "list_tasks_filtered",
@@ -85,7 +85,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                     ids=read[:1],
                 ),
                 "… ?status=in_progress&has_due_date=true&limit=50",
-                target=4.0,
+                target=2.5,
             ),
             Scenario(
                 "list_tasks_sorted",
@@ -94,7 +94,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                     "GET", _list(pid, "sort_by=priority&sort_order=desc&limit=50"), ids=read[:1]
                 ),
                 "… ?sort_by=priority&sort_order=desc&limit=50",
-                target=4.0,
+                target=2.5,
             ),
             Scenario(
                 "list_tasks_filtered_sorted",
@@ -105,14 +105,14 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                     ids=read[:1],
                 ),
                 "… ?tags=backend&sort_by=due_date&sort_order=asc&limit=50",
-                target=4.0,
+                target=2.5,
             ),
             Scenario(
                 "list_tasks_search",
                 "tasks",
                 Request("GET", _list(pid, "search=review&limit=50"), ids=read[:1]),
                 "… ?search=review&limit=50 (title ILIKE)",
-                target=4.0,
+                target=2.5,
             ),
         ]
     if data is not None and data.write_project_id is not None:
@@ -127,7 +127,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                     ids=(0,),
                 ),
                 "POST /api/projects/{pid}/tasks (+ outbox event)",
-                target=3.0,
+                target=2.5,
             )
         )
     if data is not None and data.status_task_ids:
@@ -143,7 +143,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                 ),
                 "PATCH /api/tasks/{id}/status (in_progress ↔ blocked)",
                 reset_status=True,
-                target=2.5,
+                target=2.0,
             )
         )
     if data is not None and data.progress_task_ids:
@@ -158,7 +158,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                     ids=tuple(data.progress_task_ids),
                 ),
                 "PATCH /api/tasks/{id}/progress",
-                target=2.5,
+                target=2.0,
             )
         )
     if data is not None and data.audit_task_ids:
@@ -168,7 +168,7 @@ def build_scenarios(data: SeedData | None, control_ids: tuple[int, ...]) -> list
                 "audit",
                 Request("GET", "/api/tasks/{id}/audit", ids=tuple(data.audit_task_ids)),
                 "GET /api/tasks/{id}/audit (~10 entries each)",
-                target=2.5,
+                target=2.0,
             )
         )
     scenarios.append(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from bench.procs import (
+    DEFAULT_STACK,
     DRIVER_CPU,
     SERVICE_CPU,
     BenchError,
@@ -136,6 +137,8 @@ class Stack:
     service_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     gateway: Any = None
     pin: bool = True  # services on SERVICE_CPU (the benchmark); False lets the OS place them
+    server_stack: str = DEFAULT_STACK  # the services' uvicorn --loop/--http (SERVER_STACKS)
+    control_stack: str = DEFAULT_STACK  # the control's
 
     def start_issuer(self) -> Any:
         ensure_repo_on_path()
@@ -178,7 +181,12 @@ class Stack:
             extra = {"CONTROL_DATABASE_URL": self.database_url} if name == "control" else {}
             service.managed = self.registry.start(
                 name,
-                uvicorn_argv(ASGI_MODULES[name], service.port),
+                uvicorn_argv(
+                    ASGI_MODULES[name],
+                    service.port,
+                    self.control_stack if name == "control" else self.server_stack,
+                    bounded_http=name != "control",
+                ),
                 env={**env, **extra},
                 cpu=SERVICE_CPU if self.pin else None,
                 cwd=REPO_ROOT,

@@ -161,3 +161,17 @@ def test_profile_summary_shares(tmp_path: Path) -> None:
     assert "40 samples" in text
     assert "75.0%  x.py:query" in text
     assert "100.0%  taskflow_tasks/tasks.py:handler" in text
+
+
+def test_uvicorn_argv_selects_the_server_stack() -> None:
+    from bench.procs import uvicorn_argv
+
+    def stack(argv: list[str]) -> tuple[str, str]:
+        return argv[argv.index("--loop") + 1], argv[argv.index("--http") + 1]
+
+    assert stack(uvicorn_argv("a:app", 1)) == (
+        "uvloop",
+        "taskflow_core.http_protocol:HttpToolsProtocol",
+    )
+    assert stack(uvicorn_argv("a:app", 1, bounded_http=False)) == ("uvloop", "httptools")
+    assert stack(uvicorn_argv("a:app", 1, "asyncio-h11")) == ("asyncio", "h11")

@@ -218,6 +218,7 @@ def test_a_service_image_environment_runs_its_app_alone(name: str, tmp_path: Pat
         f"import {module} as m\n"
         "assert m.app.routes\n"
         "import uvicorn\n"
+        "import httptools, uvloop\n"  # the server stack the image's command line selects
         "assert importlib.util.find_spec('taskflow_cli') is None\n"
         "assert importlib.util.find_spec('pgserver') is None\n"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+BOUNDED_HTTPTOOLS = "taskflow_core.http_protocol:HttpToolsProtocol"
 ASGI_MODULES = {
     "tasks": "taskflow_tasks.asgi:app",
     "audit": "taskflow_audit.asgi:app",
@@ -41,7 +42,8 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
-        env = {**os.environ, **self.env}
+        # As the images run it: uvloop + the bounded httptools protocol unless env says otherwise.
+        env = {"UVICORN_HTTP": BOUNDED_HTTPTOOLS, **os.environ, **self.env}
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

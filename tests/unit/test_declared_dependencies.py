@@ -23,8 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # The workspace root declares the packages its tests and benchmarks exercise.
 ROOT_CODE = ("tests", "bench")
-# Declared to be run as a command, not imported: name → where the command is run.
-COMMANDS = {"uvicorn": ROOT / "deploy" / "docker" / "Dockerfile"}
+# Declared to be run as a command, not imported: name → where the command is run. uvloop and
+# httptools are the event loop and HTTP parser the image's uvicorn command line selects.
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+COMMANDS = {"uvicorn": DOCKERFILE, "uvloop": DOCKERFILE, "httptools": DOCKERFILE}
 
 
 def normalise(name: str) -> str:

@@ -28,6 +28,7 @@ from .metrics import EventLoopLag, ServiceMetrics, install_metrics, outbox_backl
 from .openapi import API_INTRODUCTION, API_TITLE, build_spec, mount_docs, service_note
 from .ratelimit import RateLimitMiddleware
 from .routing import Operation, Route
+from .server_stack import running_stack
 
 log = structlog.get_logger("taskflow.service")
 
@@ -127,6 +128,8 @@ class Lifecycle:
         for work in self.background:
             self._tasks.append(asyncio.create_task(_supervised(work), name=work.name))
         if gc.get_freeze_count() == 0:  # once per process (serve all starts three apps)
+            # Which loop and HTTP parser serve this process (uvloop + httptools unless told).
+            log.info("server_stack", **running_stack())
             # What exists now (modules, classes, settings) lives as long as the process: out
             # of the collector's sight, a full collection walks only what requests create
             # (one held the event loop 107 ms in bench/scheduler_stall.py without this).

@@ -22,6 +22,7 @@ from .devtoken import add_token_parser, cmd_token, dev_banner
 from .embedded import forget_dev_database, start_embedded_postgres
 from .importer import command as import_cli
 from .routes import add_routes_parser, cmd_routes
+from .server import ServerStack, add_stack_arguments, resolve_stack
 from .stack import SERVICES, all_in_one, migrate
 
 log = structlog.get_logger("taskflow.cli")
@@ -34,12 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="the whole stack on one port, embedded DB if none is set")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
+    add_stack_arguments(dev)
 
     serve = sub.add_parser("serve", help="one service (or all) in this process; needs DATABASE_URL")
     serve.add_argument("service", choices=[*SERVICES, "all"])
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    add_stack_arguments(serve)
 
     mig = sub.add_parser("migrate", help="apply pending SQL migrations")
     mig.add_argument("--service", choices=list(SERVICES), action="append")
@@ -73,8 +76,16 @@ _PEER_URLS = {
 }
 
 
-def cmd_serve(settings: Settings, service: str, host: str, port: int, run_migrations: bool) -> int:
+def cmd_serve(
+    settings: Settings,
+    service: str,
+    host: str,
+    port: int,
+    run_migrations: bool,
+    stack: ServerStack | None = None,
+) -> int:
     url = _require_database_url(settings)
+    stack = stack or resolve_stack()
     if run_migrations:
         migrate(url, None if service == "all" else [service])
     if service == "all":
@@ -93,6 +104,8 @@ def cmd_serve(settings: Settings, service: str, host: str, port: int, run_migrat
         access_log=False,
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=65536,
+        loop=stack.loop,
+        http=stack.uvicorn_http,
     )
     return 0
 
@@ -117,7 +130,7 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def cmd_dev(host: str, port: int) -> int:
+def cmd_dev(host: str, port: int, loop: str = "auto", http: str = "auto") -> int:
     check_port_free(host, port)
     base = f"http://{host}:{port}"
     env = dict(os.environ)
@@ -136,6 +149,7 @@ def cmd_dev(host: str, port: int) -> int:
     env.setdefault("SERVICE_SECRET", secrets.token_urlsafe(32))
     settings = Settings.from_env(env)
     configure_logging(settings)
+    stack = resolve_stack(loop, http)
     server = None
     if not settings.database_url:
         # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default
@@ -150,7 +164,14 @@ def cmd_dev(host: str, port: int) -> int:
         # own start-up lines are warnings-only here: the banner says where the stack is).
         app = all_in_one(settings, on_started=lambda: print(banner, flush=True))
         uvicorn.run(
-            app, host=host, port=port, log_config=None, access_log=False, log_level="warning"
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            log_level="warning",
+            loop=stack.loop,
+            http=stack.uvicorn_http,
         )
     finally:
         if server is not None:
@@ -166,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "dev":
-            return cmd_dev(args.host, args.port)
+            return cmd_dev(args.host, args.port, args.loop, args.http)
         if args.command == "import-cli":
             return import_cli.run(args)
         if args.command == "routes":
@@ -180,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return cmd_migrate(settings, args.service)
         if args.command == "serve":
-            return cmd_serve(settings, args.service, args.host, args.port, args.migrate)
+            stack = resolve_stack(args.loop, args.http)
+            return cmd_serve(settings, args.service, args.host, args.port, args.migrate, stack)
     except ConfigError as exc:
         print(f"taskflow: {exc}", file=sys.stderr)
         return 2

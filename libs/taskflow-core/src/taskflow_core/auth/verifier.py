@@ -93,6 +93,15 @@ class JWTVerifier:
         self.verified_ttl = verified_ttl  # 0 turns the verified-token cache off
         self.verified: TTLCache[Identity] = TTLCache(now=now)
 
+    def verified_identity(self, token: str) -> Identity | None:
+        """The identity of ``token`` if it was verified within ``verified_ttl`` (and has not
+        expired since), without parsing it again: the same user sends the same token on every
+        request, so this is the hot path of authentication."""
+        if self.verified_ttl <= 0:
+            return None
+        hit = self.verified.get(credential_hash(token))
+        return None if hit is None else hit.value
+
     async def verify(self, token: str, header: dict[str, Any] | None = None) -> Identity:
         """``header``: the token's already-parsed JOSE header, when the caller has it."""
         digest = credential_hash(token) if self.verified_ttl > 0 else ""

@@ -296,7 +296,10 @@ class Provisioner:
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
-            return replace(hit[1], identity=identity)
+            # The authenticator hands out the same Identity for a token it verified moments
+            # ago: then the cached Caller is already the right one, no copy needed.
+            cached = hit[1]
+            return cached if cached.identity is identity else replace(cached, identity=identity)
         if conn is None:
             caller = await ensure_caller(self.pool, identity, self.settings)
         else:

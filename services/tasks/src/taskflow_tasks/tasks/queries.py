@@ -195,9 +195,20 @@ async def send_list(
         ) l ON true
         """,
         params,
-        # A prepared statement turns generic after five runs; on large data the generic plan
-        # of a filtered list (trigram/tag indexes for any value) is ~40x slower than a custom one.
-        prepare=False,
+        # None: prepared after a few runs, as every other statement (never behind PgBouncer).
+        prepare=None if _plan_is_value_independent(filters) else False,
+    )
+
+
+def _plan_is_value_independent(filters: ListFilters) -> bool:
+    """Whether the list statement may be prepared. A prepared statement turns generic after
+    five runs: on large data the generic plan of a filtered list (trigram/tag indexes for any
+    value) is ~40x slower than a custom one, so those are planned at each run. A list filtered
+    by project alone (any order, due date present or not) has one good plan, an index on
+    (project_id, order key): prepared, PostgreSQL neither parses nor plans it again, which was
+    70 % of its time on the list (planning 0.36 ms, execution 0.15 ms on the small data set)."""
+    return not (
+        filters.status or filters.assignee_id or filters.priority or filters.search or filters.tags
     )
 
 
