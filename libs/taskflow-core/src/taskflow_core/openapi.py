@@ -16,6 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from .auth.dev_issuer import DEV_TOKEN_LIFETIME
 from .errors import JSON_MEDIA_TYPE, error_body
 from .routing import Operation, Route, header_schema
+from .schemas.base import NUL_FREE_PATTERN
 
 API_TITLE = "TaskFlow API"
 # What /docs and /redoc open with (OpenAPI ``info.description``, CommonMark). Every statement
@@ -201,7 +202,52 @@ def build_spec(
         # Cross-field rules marshmallow validators cannot describe (schema ``openapi_extra``).
         if extra and name in components:
             components[name].update(extra)
+    _declare_nul_refused(document)
     return document
+
+
+def _declare_nul_refused(document: dict[str, Any]) -> None:
+    """Every string a request carries (body, query, path, header) refuses U+0000 with a 422
+    (PostgreSQL text cannot hold it): say so with a ``pattern`` on each of them. A string with
+    an enum, a const or a format already excludes it; one with a pattern of its own must
+    exclude it in that pattern (NotBlank's does; tests/unit/test_openapi_requests.py checks)."""
+    components = document.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def visit(schema: Any) -> None:
+        if isinstance(schema, list):
+            for item in schema:
+                visit(item)
+            return
+        if not isinstance(schema, dict):
+            return
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen and name in components:
+                seen.add(name)
+                visit(components[name])
+            return
+        types = schema.get("type")
+        is_string = types == "string" or (isinstance(types, list) and "string" in types)
+        if is_string and not {"enum", "const", "format", "pattern"} & schema.keys():
+            schema["pattern"] = NUL_FREE_PATTERN
+        for key in ("properties", "patternProperties", "$defs"):
+            if isinstance(schema.get(key), dict):
+                visit(list(schema[key].values()))
+        for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+            visit(schema.get(key))
+        for key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+            visit(schema.get(key))
+
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                visit(parameter.get("schema"))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                visit(media.get("schema"))
 
 
 def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,10 +299,12 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     if parameters:
         out["parameters"] = parameters
     if op.request is not None:
-        out["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": op.request}},
-        }
+        media: dict[str, Any] = {"schema": op.request}
+        # What Swagger UI's "Try it out" starts from: a body the operation accepts as it is.
+        example = getattr(op.request, "openapi_example", None)
+        if example is not None:
+            media["example"] = example
+        out["requestBody"] = {"required": True, "content": {"application/json": media}}
     if not op.public:
         out["security"] = [{"bearerAuth": []}]
     return out
