@@ -166,3 +166,34 @@ def test_member_create_one_of_agrees_with_the_server(document: dict[str, Any], b
     except BadRequest:
         accepted = False
     assert validator.is_valid(body) is accepted, body
+
+
+def test_created_resources_link_to_the_operations_taking_their_id(
+    document: dict[str, Any],
+) -> None:
+    """OpenAPI links, which generated clients and the stateful fuzzer follow."""
+
+    def links(path: str, method: str) -> dict[str, Any]:
+        return dict(document["paths"][path][method]["responses"]["201"]["links"])
+
+    task = links("/api/projects/{project_id}/tasks", "post")
+    assert task["getTask"] == {
+        "operationId": "getTask",
+        "parameters": {"task_id": "$response.body#/id"},
+    }
+    assert {"approveTask", "listTaskAuditEntries", "createSubtask"} <= task.keys()
+    member = links("/api/projects/{project_id}/members", "post")
+    assert member["removeProjectMember"]["parameters"] == {
+        "member_id": "$response.body#/id",
+        "project_id": "$request.path.project_id",
+    }
+    assert "getAgent" in links("/api/workers/agents", "post")
+    assert "createTask" in links("/api/projects", "post")
+    operation_ids = {
+        op["operationId"] for item in document["paths"].values() for op in item.values()
+    }
+    for item in document["paths"].values():
+        for op in item.values():
+            for response in op["responses"].values():
+                for link in response.get("links", {}).values():
+                    assert link["operationId"] in operation_ids

@@ -203,7 +203,42 @@ def build_spec(
         if extra and name in components:
             components[name].update(extra)
     _declare_nul_refused(document)
+    _link_created_resources(document, routes)
     return document
+
+
+def _link_created_resources(document: dict[str, Any], routes: list[Route]) -> None:
+    """OpenAPI ``links`` from each operation that creates something (``Operation.creates``) to
+    every operation of this document taking its id: the id comes from the response body, the
+    other path parameters from the creating request's path (a link is left out when one cannot
+    be filled that way)."""
+    consumers = [
+        (route.path, op.operation_id, set(_PARAM.findall(route.path)))
+        for route in routes
+        if not route.internal and route.path in document.get("paths", {})
+        for op in route.operations
+        if op.operation_id is not None
+    ]
+    for route in routes:
+        if route.internal or route.path not in document.get("paths", {}):
+            continue
+        known = set(_PARAM.findall(route.path))
+        for op in route.operations:
+            if op.creates is None:
+                continue
+            links: dict[str, Any] = {}
+            for _path, operation_id, params in consumers:
+                if op.creates not in params or not params - {op.creates} <= known:
+                    continue
+                values = {name: f"$request.path.{name}" for name in params - {op.creates}}
+                values[op.creates] = "$response.body#/id"
+                links[operation_id] = {
+                    "operationId": operation_id,
+                    "parameters": dict(sorted(values.items())),
+                }
+            if links:
+                response = document["paths"][route.path][op.method.lower()]["responses"]
+                response[str(op.status)]["links"] = links
 
 
 def _declare_nul_refused(document: dict[str, Any]) -> None:
