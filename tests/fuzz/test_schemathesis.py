@@ -127,7 +127,7 @@ def test_fuzz_through_the_gateway(
 ) -> None:
     """Through nginx (its merged /openapi.json) to the three split services, as a seeded user:
     the gateway adds the forward-auth hop, its own limits and its error pages, all of which must
-    match the document. The watchdog polls every service's /health directly."""
+    match the document. The watchdog polls each service's /health directly."""
     from tests.reliability.stack import running_gateway
 
     record_property("fuzz_seed", SEED)
@@ -136,7 +136,8 @@ def test_fuzz_through_the_gateway(
         services = getattr(gateway, "services")  # noqa: B009
         user = new_user(issuer)
         seed_data(base_url, user)
-        health = [base_url] + [svc.url for svc in services.values()]
+        # nginx answers the gateway's own /health itself: the services' tell whether one stalls.
+        health = [svc.url for svc in services.values()]
         headers = credential_headers("valid-token", user, issuer)
         try:
             fuzz("gateway", base_url, health, headers, tmp_path)
