@@ -72,6 +72,24 @@ def public_operations(render: ModuleType) -> set[tuple[str, str]]:
     return found
 
 
+def authorize(driver: object, token: str) -> None:
+    """Swagger UI's Authorize dialog, as a user fills it: the bearer token, Authorize, Close."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assert isinstance(driver, WebDriver)
+    wait = WebDriverWait(driver, WAIT_S)
+    driver.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
+    token_input = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal-ux input[type='text']"))
+    )
+    token_input.send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".modal-ux .btn-done"))).click()
+
+
 def test_docs_list_every_operation_and_try_it_out_works(
     stack: Stack, render: ModuleType, browser: object
 ) -> None:
@@ -101,14 +119,7 @@ def test_docs_list_every_operation_and_try_it_out_works(
     assert not missing, f"not listed in /docs: {sorted(missing)}"
     assert not any(render.hidden_at_gateway(re.sub(r"{[^}]+}", "7", p)) for _, p in listed)
 
-    # Authorize with a bearer token.
-    driver.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
-    token_input = wait.until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal-ux input[type='text']"))
-    )
-    token_input.send_keys(token)
-    driver.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".modal-ux .btn-done"))).click()
+    authorize(driver, token)
 
     # Try it out: GET /api/projects, answered through the gateway with the token.
     block = next(
@@ -137,3 +148,68 @@ def test_docs_list_every_operation_and_try_it_out_works(
     driver.save_screenshot(str(ARTIFACTS / "docs-try-it-out.png"))
     assert status.text.strip().startswith("200"), status.text
     assert f"docs-{sub}" in body.text
+
+
+def test_try_it_out_create_a_task_with_its_example_answers_201(
+    stack: Stack, browser: object
+) -> None:
+    """Issue #17: "Create a task", Try it out, its pre-filled example body unchanged, Execute:
+    Swagger UI shows the 201 and the new task. Screenshots: docs-create-task-example.png (the
+    example as offered) and docs-create-task-201.png (the answer)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    wait = WebDriverWait(driver, WAIT_S)
+    sub = f"docs-{uuid.uuid4().hex[:8]}"
+    token = stack.token(sub)
+    with stack.client(token) as client:
+        made = client.post("/api/projects", json={"slug": f"try-{sub}", "name": "Try it out"})
+        assert made.status_code == 201, made.text
+        project_id = made.json()["id"]
+
+    driver.get(f"{stack.url}/docs")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+    authorize(driver, token)
+    block = next(
+        b
+        for b in driver.find_elements(By.CSS_SELECTOR, ".opblock.opblock-post")
+        if b.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+        == "/api/projects/{project_id}/tasks"
+    )
+    assert "Create a task" in block.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", block)
+    block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    try_out = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".try-out__btn"))
+    driver.execute_script("arguments[0].click();", try_out)
+    project_input = wait.until(
+        lambda d: block.find_element(
+            By.CSS_SELECTOR, "tr[data-param-name='project_id'] input[type='text']"
+        )
+    )
+    project_input.send_keys(str(project_id))
+    body = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".body-param textarea"))
+    offered = body.get_attribute("value") or ""
+    assert "Write the release notes" in offered, offered
+    assert "9223372036854776000" not in offered and "assignee_id" not in offered, offered
+    driver.save_screenshot(str(ARTIFACTS / "docs-create-task-example.png"))
+
+    execute = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".execute"))
+    driver.execute_script("arguments[0].click();", execute)
+    status = wait.until(
+        lambda d: block.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+        )
+    )
+    answer = wait.until(
+        lambda d: block.find_element(
+            By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+        )
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", status)
+    driver.save_screenshot(str(ARTIFACTS / "docs-create-task-201.png"))
+    assert status.text.strip().startswith("201"), (status.text, answer.text)
+    assert "Write the release notes" in answer.text
+    assert f'"project_id": {project_id}' in answer.text

@@ -14,7 +14,9 @@ from typing import Any
 
 import schemathesis
 
-WELL_FORMED_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# The documented Idempotency-Key (taskflow_tasks.writes.idempotency): 1..255 printable ASCII
+# characters, inner spaces allowed, none at either end.
+WELL_FORMED_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
 
 
 @schemathesis.hook

@@ -1,168 +1,145 @@
-"""Property-based fuzzing of every service's OpenAPI document over real HTTP, with schemathesis'
-default checks (no server errors, status codes / content types / headers / bodies as documented,
-invalid input refused, valid input accepted), as a seeded user and without / with a bad token.
+"""Property-based and stateful fuzzing of the whole API over real HTTP with schemathesis: against
+`taskflow serve all` (one process: a stall anywhere shows) and through the nginx gateway in
+front of the three split services.
 
-Bounded for CI: a fixed seed, ``FUZZ_MAX_EXAMPLES`` examples per operation (default 15), one
-worker. A failure prints schemathesis' report with a reproducing curl command per finding."""
+The settings (tests/fuzz/schemathesis.toml and support.run_schemathesis): every phase, the
+stateful one included (links inferred from the document and from Location headers); a new
+random seed each run, in the report header, each test's output and failure message
+(``FUZZ_SEED`` replays one); ``FUZZ_MAX_EXAMPLES`` examples per operation (50 by default);
+NUL characters generated (every string that refuses them declares it with a pattern); every
+default check, where schema-valid data may only be refused with a documented business-rule
+answer (400, 409, 412, 401/403/404, 429). While the fuzzer runs, a watchdog polls /health every
+second and fails the run on any answer slower than 2 s. A failure prints schemathesis' report
+with a reproducing curl per finding; the whole output is kept in test-artifacts/fuzz-*.txt."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.reliability.stack import Stack, User, create_project, create_task, new_user
-from tests.support.issuer import TestIssuer
-
-SERVICES = ["tasks", "audit", "auth-verifier"]
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
-SEED = os.environ.get("FUZZ_SEED", "20261126")
-CONFIG = Path(__file__).with_name("schemathesis.toml")
-HOOKS = Path(__file__).with_name("hooks.py")
+from tests.fuzz.support import (
+    MAX_EXAMPLES,
+    SEED,
+    HealthWatchdog,
+    ServeAll,
+    failures_section,
+    keep_output,
+    replay_hint,
+    run_schemathesis,
+)
+from tests.reliability.stack import User, create_project, create_task, new_user
+from tests.support.issuer import TestIssuer, generate_key
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(
+def serve_all(
     pg_admin_url: str,
     template_db: str,
     issuer: TestIssuer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Stack, User]]:
-    """One stack for the whole module (the services are stateless; the data only grows)."""
+) -> Iterator[tuple[ServeAll, User]]:
+    """`taskflow serve all` on a database of its own, with a seeded user's project and tasks."""
     from tests.support.postgres import create_database, drop_database
 
     url = create_database(pg_admin_url, template=template_db)
-    stack = Stack(db_url=url, issuer=issuer, log_dir=tmp_path_factory.mktemp("fuzz"))
+    log = tmp_path_factory.mktemp("fuzz-serve-all") / "serve-all.log"
+    server = ServeAll({"DATABASE_URL": url, "SSO_URL": issuer.url, "LOG_FORMAT": "json"}, log)
     try:
-        for name in SERVICES:
-            stack.start(name)
+        server.start()
         user = new_user(issuer)
-        seed_data(stack, user)
-        yield stack, user
+        seed_data(server.url, user)
+        yield server, user
     finally:
-        stack.stop_all()
+        server.stop()
         drop_database(pg_admin_url, url)
 
 
-def seed_data(stack: Stack, user: User) -> None:
+def seed_data(base_url: str, user: User) -> None:
     """A project with a task and a subtask, so id-taking operations can hit real objects."""
-    with user.client(stack.url("tasks")) as api:
-        if api.get("/api/projects").status_code != 200:
-            return  # the tasks API is not there yet; the fuzz run will say so
+    with user.client(base_url) as api:
         project = create_project(api)
         task = create_task(api, project["id"])
-        api.post(f"/api/tasks/{task['id']}/subtasks", json={"title": "sub"})
-
-
-def run_schemathesis(
-    base_url: str, headers: dict[str, str], report_dir: Path, max_examples: int = MAX_EXAMPLES
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(CONFIG),
-        "run",
-        f"{base_url}/openapi.json",
-        "--url",
-        base_url,
-        "--max-examples",
-        str(max_examples),
-        "--seed",
-        SEED,
-        "--workers",
-        "1",
-        "--generation-database",
-        "none",
-        "--request-timeout",
-        "20",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--no-color",
-        "--output-truncate",
-        "false",
-        "--report",
-        "ndjson",
-        "--report-dir",
-        str(report_dir),
-    ]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=report_dir, env=env
-    )
+        made = api.post(f"/api/tasks/{task['id']}/subtasks", json={"title": "sub"})
+        assert made.status_code == 201, made.text
 
 
 CREDENTIALS = ["valid-token", "no-token", "invalid-token"]
 
 
+def credential_headers(credential: str, user: User, issuer: TestIssuer) -> dict[str, str]:
+    if credential == "valid-token":
+        return {"Authorization": f"Bearer {user.token}"}
+    if credential == "invalid-token":
+        foreign = generate_key("RS256", kid="rs256-not-published")
+        forged = issuer.token(user.sub, tenant_id=user.tenant, key=foreign)
+        return {"Authorization": f"Bearer {forged}"}
+    return {}
+
+
+def fuzz(
+    name: str, base_url: str, health_urls: list[str], headers: dict[str, str], report_dir: Path
+) -> None:
+    """One schemathesis run with the watchdog on; fails with both reports."""
+    print(replay_hint())  # shown with -s, and in the captured output of a failure
+    examples = MAX_EXAMPLES if "Authorization" in headers else max(5, MAX_EXAMPLES // 5)
+    with HealthWatchdog(health_urls) as watchdog:
+        result = run_schemathesis(base_url, headers, report_dir, examples)
+    kept = keep_output(name, result)
+    print(f"{name}: {watchdog.summary()}; schemathesis output in {kept}")
+    problems = []
+    if result.returncode != 0:
+        problems.append(
+            f"schemathesis found problems:\n{failures_section(result.stdout)[-30000:]}\n"
+            f"{result.stderr[-3000:]}"
+        )
+    if watchdog.findings:
+        problems.append("/health watchdog:\n" + "\n".join(watchdog.findings[:50]))
+    assert not problems, f"{name} ({replay_hint()}):\n" + "\n\n".join(problems)
+
+
 @pytest.mark.parametrize("credential", CREDENTIALS)
-@pytest.mark.parametrize("service", SERVICES)
-def test_openapi_fuzz(
-    service: str,
+def test_fuzz_serve_all(
     credential: str,
-    fuzz_stack: tuple[Stack, User],
+    serve_all: tuple[ServeAll, User],
     issuer: TestIssuer,
     tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
-    stack, user = fuzz_stack
-    base_url = stack.url(service)
-    spec = httpx.get(f"{base_url}/openapi.json", timeout=10)
-    assert spec.status_code == 200
-    headers: dict[str, str] = {}
-    if credential == "valid-token":
-        headers["Authorization"] = f"Bearer {user.token}"
-    elif credential == "invalid-token":
-        forged = issuer.token(user.sub, tenant_id=user.tenant, key=_foreign_key())
-        headers["Authorization"] = f"Bearer {forged}"
-    # Without a valid token every protected operation stops at the 401: fewer examples suffice.
-    examples = MAX_EXAMPLES if credential == "valid-token" else max(3, MAX_EXAMPLES // 3)
-    result = run_schemathesis(base_url, headers, tmp_path, examples)
-    assert result.returncode == 0, (
-        f"schemathesis found problems in {service} ({credential}):\n"
-        f"{failures_section(result.stdout)[-30000:]}\n{result.stderr[-3000:]}"
-    )
+    """The whole document of `taskflow serve all`, as a seeded user and without / with a
+    forged token (those stop at the 401, so they need fewer examples)."""
+    server, user = serve_all
+    record_property("fuzz_seed", SEED)
+    headers = credential_headers(credential, user, issuer)
+    try:
+        fuzz(f"serve-all-{credential}", server.url, [server.url], headers, tmp_path)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- serve all log:\n{server.log_tail()}") from None
 
 
-def _foreign_key() -> object:
-    from tests.support.issuer import generate_key
-
-    return generate_key("RS256", kid="rs256-not-published")
-
-
-def failures_section(output: str) -> str:
-    """schemathesis' FAILURES section (each with a reproducing curl) plus its summary."""
-    start = output.find("= FAILURES =")
-    return output[start - 40 :] if start >= 0 else output
-
-
-GATEWAY_MAX_EXAMPLES = int(os.environ.get("FUZZ_GATEWAY_MAX_EXAMPLES", "5"))
-
-
-def test_openapi_fuzz_through_the_gateway(
-    pg_admin_url: str, template_db: str, issuer: TestIssuer, tmp_path: Path
+def test_fuzz_through_the_gateway(
+    pg_admin_url: str,
+    template_db: str,
+    issuer: TestIssuer,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
-    """Once through nginx (its merged /openapi.json), as a seeded user: the gateway adds the
-    forward-auth hop, its own limits and its error pages, all of which must match the document."""
+    """Through nginx (its merged /openapi.json) to the three split services, as a seeded user:
+    the gateway adds the forward-auth hop, its own limits and its error pages, all of which must
+    match the document. The watchdog polls each service's /health directly."""
     from tests.reliability.stack import running_gateway
 
+    record_property("fuzz_seed", SEED)
     with running_gateway(pg_admin_url, template_db, issuer) as gateway:
         base_url = str(getattr(gateway, "url"))  # noqa: B009 - the e2e Stack has no stub types
+        services = getattr(gateway, "services")  # noqa: B009
         user = new_user(issuer)
-        with user.client(base_url) as api:
-            project = create_project(api)
-            create_task(api, project["id"])
-        result = run_schemathesis(
-            base_url, {"Authorization": f"Bearer {user.token}"}, tmp_path, GATEWAY_MAX_EXAMPLES
-        )
-    assert result.returncode == 0, (
-        f"schemathesis found problems through the gateway:\n"
-        f"{failures_section(result.stdout)[-30000:]}\n{result.stderr[-3000:]}"
-    )
+        seed_data(base_url, user)
+        # nginx answers the gateway's own /health itself: the services' tell whether one stalls.
+        health = [svc.url for svc in services.values()]
+        headers = credential_headers("valid-token", user, issuer)
+        try:
+            fuzz("gateway", base_url, health, headers, tmp_path)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- logs:\n{gateway.diagnostics()}") from None  # type: ignore[attr-defined]

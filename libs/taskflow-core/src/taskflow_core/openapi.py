@@ -16,6 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from .auth.dev_issuer import DEV_TOKEN_LIFETIME
 from .errors import JSON_MEDIA_TYPE, error_body
 from .routing import Operation, Route, header_schema
+from .schemas.base import NUL_FREE_PATTERN
 
 API_TITLE = "TaskFlow API"
 # What /docs and /redoc open with (OpenAPI ``info.description``, CommonMark). Every statement
@@ -201,7 +202,87 @@ def build_spec(
         # Cross-field rules marshmallow validators cannot describe (schema ``openapi_extra``).
         if extra and name in components:
             components[name].update(extra)
+    _declare_nul_refused(document)
+    _link_created_resources(document, routes)
     return document
+
+
+def _link_created_resources(document: dict[str, Any], routes: list[Route]) -> None:
+    """OpenAPI ``links`` from each operation that creates something (``Operation.creates``) to
+    every operation of this document taking its id: the id comes from the response body, the
+    other path parameters from the creating request's path (a link is left out when one cannot
+    be filled that way)."""
+    consumers = [
+        (route.path, op.operation_id, set(_PARAM.findall(route.path)))
+        for route in routes
+        if not route.internal and route.path in document.get("paths", {})
+        for op in route.operations
+        if op.operation_id is not None
+    ]
+    for route in routes:
+        if route.internal or route.path not in document.get("paths", {}):
+            continue
+        known = set(_PARAM.findall(route.path))
+        for op in route.operations:
+            if op.creates is None:
+                continue
+            links: dict[str, Any] = {}
+            for _path, operation_id, params in consumers:
+                if op.creates not in params or not params - {op.creates} <= known:
+                    continue
+                values = {name: f"$request.path.{name}" for name in params - {op.creates}}
+                values[op.creates] = "$response.body#/id"
+                links[operation_id] = {
+                    "operationId": operation_id,
+                    "parameters": dict(sorted(values.items())),
+                }
+            if links:
+                response = document["paths"][route.path][op.method.lower()]["responses"]
+                response[str(op.status)]["links"] = links
+
+
+def _declare_nul_refused(document: dict[str, Any]) -> None:
+    """Every string a request carries (body, query, path, header) refuses U+0000 with a 422
+    (PostgreSQL text cannot hold it): say so with a ``pattern`` on each of them. A string with
+    an enum, a const or a format already excludes it; one with a pattern of its own must
+    exclude it in that pattern (NotBlank's does; tests/unit/test_openapi_requests.py checks)."""
+    components = document.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def visit(schema: Any) -> None:
+        if isinstance(schema, list):
+            for item in schema:
+                visit(item)
+            return
+        if not isinstance(schema, dict):
+            return
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen and name in components:
+                seen.add(name)
+                visit(components[name])
+            return
+        types = schema.get("type")
+        is_string = types == "string" or (isinstance(types, list) and "string" in types)
+        if is_string and not {"enum", "const", "format", "pattern"} & schema.keys():
+            schema["pattern"] = NUL_FREE_PATTERN
+        for key in ("properties", "patternProperties", "$defs"):
+            if isinstance(schema.get(key), dict):
+                visit(list(schema[key].values()))
+        for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+            visit(schema.get(key))
+        for key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+            visit(schema.get(key))
+
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                visit(parameter.get("schema"))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                visit(media.get("schema"))
 
 
 def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,10 +334,12 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     if parameters:
         out["parameters"] = parameters
     if op.request is not None:
-        out["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": op.request}},
-        }
+        media: dict[str, Any] = {"schema": op.request}
+        # What Swagger UI's "Try it out" starts from: a body the operation accepts as it is.
+        example = getattr(op.request, "openapi_example", None)
+        if example is not None:
+            media["example"] = example
+        out["requestBody"] = {"required": True, "content": {"application/json": media}}
     if not op.public:
         out["security"] = [{"bearerAuth": []}]
     return out

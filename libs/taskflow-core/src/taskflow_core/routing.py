@@ -30,7 +30,11 @@ class Operation:
 
     ``operation_id`` is the operation's OpenAPI ``operationId``: the function name a generated
     client gives it (``createTask``), so it is camelCase, unique across every service's
-    document, and never changes once published."""
+    document, and never changes once published.
+
+    ``creates`` names the path parameter whose value is the ``id`` of what the operation
+    answers (``"task_id"`` for createTask): the document then links it to every operation
+    taking that parameter (OpenAPI ``links``, which clients and stateful fuzzers follow)."""
 
     method: str
     summary: str
@@ -46,6 +50,7 @@ class Operation:
     description: str | None = None
     headers: tuple[str, ...] = ()
     operation_id: str | None = None
+    creates: str | None = None
 
 
 class OperationFamily:

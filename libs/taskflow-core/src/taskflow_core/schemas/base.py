@@ -104,11 +104,20 @@ class StrictBoolean(fields.Boolean):
 NON_BLANK_PATTERN = r"[^\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
+# Every string of a request refuses U+0000 (StrictSchema, QuerySchema); the OpenAPI document
+# says so with a ``pattern`` on each string (taskflow_core.openapi). A string that is published
+# with a pattern of its own must therefore exclude U+0000 itself:
+NUL_FREE_PATTERN = r"^[^\x00]*$"
+# "not blank" and "no NUL" in one ECMA-262 / Python pattern (a schema has one ``pattern``).
+NON_BLANK_NUL_FREE_PATTERN = r"^[^\x00]*[^\x00" + NON_BLANK_PATTERN[2:] + r"[^\x00]*$"
+
+
 class NotBlank(validate.Regexp):
-    """Refuse strings that are empty or only whitespace (documented as a ``pattern``)."""
+    """Refuse strings that are empty or only whitespace (documented as a ``pattern``, which also
+    excludes U+0000: that is refused before, by the schema, with its own message)."""
 
     def __init__(self) -> None:
-        super().__init__(NON_BLANK_PATTERN, error="Must not be blank.")
+        super().__init__(NON_BLANK_NUL_FREE_PATTERN, error="Must not be blank.")
         self._non_blank = re.compile(NON_BLANK_PATTERN)
 
     def __call__(self, value: str) -> str:  # type: ignore[override]

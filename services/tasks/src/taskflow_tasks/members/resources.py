@@ -204,6 +204,7 @@ _ADD = _member.post(
     request=MemberCreateSchema,
     errors=(400, 403, 404, 502),
     headers=(IDEMPOTENCY_HEADER,),
+    creates="member_id",
 )
 _REMOVE = _member.delete(
     "removeProjectMember",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import fields, validate
 from taskflow_core.schemas import QuerySchema, StrictInteger, StrictSchema, UTCDateTime
 
@@ -20,6 +22,32 @@ class MemberReadSchema(StrictSchema):
 
 
 class MemberCreateSchema(StrictSchema):
+    """Exactly one of ``user_id`` / ``agent_id`` (rules.member_target: neither or both is a 400).
+    As in the old API, ``""`` and ``0`` count as absent."""
+
+    # rules.member_target's rule, published as a ``oneOf`` in the OpenAPI component.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {
+                "title": "A person",
+                "required": ["user_id"],
+                "properties": {
+                    "user_id": {"type": "string", "minLength": 1},
+                    "agent_id": {"enum": [None, 0]},
+                },
+            },
+            {
+                "title": "An agent",
+                "required": ["agent_id"],
+                "properties": {
+                    "agent_id": {"type": "integer", "minimum": 1},
+                    "user_id": {"type": ["string", "null"], "maxLength": 0},
+                },
+            },
+        ]
+    }
+    openapi_example: ClassVar[dict[str, Any]] = {"user_id": "alice"}
+
     user_id = fields.String(
         load_default=None,
         allow_none=True,

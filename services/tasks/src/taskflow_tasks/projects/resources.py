@@ -176,6 +176,7 @@ _CREATE = _project.post(
     errors=(400,),
     example={**PROJECT_EXAMPLE, "member_count": 1, "task_count": 0},
     headers=IDEMPOTENCY,
+    creates="project_id",
 )
 _GET = _project.get(
     "getProject",

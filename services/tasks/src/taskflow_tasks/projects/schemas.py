@@ -6,6 +6,8 @@ here, before the database. Responses dump through the read schemas (timestamps w
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import fields, validate
 from taskflow_core.schemas import NotBlank, QuerySchema, StrictSchema, UTCDateTime
 
@@ -44,6 +46,13 @@ class ProjectReadSchema(StrictSchema):
 
 
 class ProjectCreateSchema(StrictSchema):
+    # The request-body example of the OpenAPI document (Swagger UI's "Try it out").
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "slug": "website-redesign",
+        "name": "Website redesign",
+        "description": "New landing page and documentation site",
+    }
+
     slug = fields.String(
         required=True,
         validate=[validate.Length(min=1, max=SLUG_MAX), matching(SLUG_PATTERN)],
@@ -56,6 +65,11 @@ class ProjectCreateSchema(StrictSchema):
 
 
 class ProjectUpdateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "name": "Website redesign (phase 2)",
+        "description": "Landing page done; the documentation site is next",
+    }
+
     name = name_field(required=False, allow_none=True)
     description = fields.String(
         allow_none=True,

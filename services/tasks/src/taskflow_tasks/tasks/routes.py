@@ -67,6 +67,7 @@ _CREATE = _task.post(
     request=TaskCreateSchema,
     errors=(400, 403, 404, 409),
     headers=_IDEMPOTENCY,
+    creates="task_id",
 )
 _SUBTASK = _task.post(
     "createSubtask",
@@ -75,6 +76,7 @@ _SUBTASK = _task.post(
     request=TaskCreateSchema,
     errors=(400, 403, 404),
     headers=_IDEMPOTENCY,
+    creates="task_id",
 )
 _UPDATE = _change.put(
     "updateTask",

@@ -83,6 +83,15 @@ class TaskCreateSchema(StrictSchema):
         },
     }
 
+    # A new top-level task, nobody assigned (ids would have to name this project's members).
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "title": "Write the release notes",
+        "description": "Cover the API changes and the upgrade steps",
+        "priority": "high",
+        "tags": ["docs", "release"],
+        "due_date": "2027-06-30T17:00:00+00:00",
+    }
+
     title = _title(required=True)
     description = fields.String(
         allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX), load_default=None
@@ -140,6 +149,12 @@ class TaskUpdateSchema(StrictSchema):
         "then": {"properties": {"recurrence_pattern": {"type": "string"}}},
     }
 
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "title": "Write the release notes for 2.0",
+        "priority": "critical",
+        "tags": ["docs", "release", "2.0"],
+    }
+
     title = _title(required=False, allow_none=True)
     description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
     priority = fields.String(allow_none=True, validate=validate.OneOf(PRIORITIES))
@@ -172,10 +187,14 @@ class TaskUpdateSchema(StrictSchema):
 
 
 class StatusUpdateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {"status": "in_progress"}
+
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
 class ProgressUpdateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {"percent": 40, "note": "API section drafted"}
+
     percent = StrictInteger(required=True, validate=validate.Range(min=0, max=100))
     note = fields.String(allow_none=True, validate=validate.Length(max=NOTE_MAX), load_default=None)
 
@@ -183,6 +202,8 @@ class ProgressUpdateSchema(StrictSchema):
 class AssignUpdateSchema(StrictSchema):
     """Body of ``PATCH /api/tasks/{id}/assign``. Unlike TaskCreate, 0 is an id like any other
     (the reference answers 400 for it); ``null`` is the one way to unassign."""
+
+    openapi_example: ClassVar[dict[str, Any]] = {"assignee_id": 12}
 
     assignee_id = StrictInteger(
         required=True,
@@ -197,6 +218,10 @@ class AssignUpdateSchema(StrictSchema):
 
 
 class RejectSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "reason": "The upgrade steps are missing; please add them"
+    }
+
     reason = fields.String(required=True, validate=validate.Length(max=NOTE_MAX))
 
 

@@ -161,6 +161,7 @@ _REGISTER = _agent.post(
     request=AgentCreateSchema,
     errors=(400,),
     headers=(IDEMPOTENCY_HEADER,),
+    creates="agent_id",
 )
 _GET = _agent.get("getAgent", "Get an agent", errors=(404,))
 _UPDATE = _agent.put(

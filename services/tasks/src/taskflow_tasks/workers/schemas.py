@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import fields, validate
 from taskflow_core.schemas import NotBlank, PageQuerySchema, StrictSchema, UTCDateTime
 
@@ -35,6 +37,13 @@ class WorkerReadSchema(StrictSchema):
 
 
 class AgentCreateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "handle": "@claude-coder",
+        "name": "Claude Coder",
+        "agent_type": "claude",
+        "capabilities": ["python", "code-review"],
+    }
+
     handle = fields.String(
         required=True, validate=[validate.Length(min=2, max=HANDLE_MAX), matching(HANDLE_PATTERN)]
     )
@@ -44,6 +53,11 @@ class AgentCreateSchema(StrictSchema):
 
 
 class AgentUpdateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "name": "Claude Reviewer",
+        "capabilities": ["code-review", "testing"],
+    }
+
     name = name_field(required=False, allow_none=True)
     agent_type = fields.String(allow_none=True, validate=validate.OneOf(AGENT_TYPES))
     capabilities = _capabilities(allow_none=True)
