@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-
 from taskflow_tasks.events import store
 from taskflow_tasks.outbox.store import prune_delivered
 
