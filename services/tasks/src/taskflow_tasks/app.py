@@ -27,6 +27,8 @@ from .outbox.relay import outbox_backlog, relay_work
 from .projects.resources import project_routes
 from .recurrence.scheduler import due_date_spawner
 from .tasks.routes import task_routes
+from .webhooks.delivery import webhook_work
+from .webhooks.resources import webhook_routes
 from .workers.agents import agent_routes
 from .workers.overview import overview_routes
 from .writes.purge import idempotency_purge
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             relay_work(settings, pool),
             # Events: more consumers of the outbox, each with its own cursor (issue 18).
             notify_work(events, pool),
+            webhook_work(events, pool),
         ],
     )
     app = build_app(
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             *agent_routes(deps),
             *overview_routes(deps),
             *task_routes(deps),
+            *webhook_routes(deps, events),
             *internal_routes(deps),
             *chat_routes(),
         ],
