@@ -67,9 +67,9 @@ class WebhookCollection(WebhookResource):
     async def on_post(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
         body = await load_body(req, _create)
-        await self.check(body["url"])
         async with self.deps.writing(req) as (conn, caller):
             await access.project_for_owner(conn, caller, pid, OWNER_ONLY)
+            await self.check(body["url"])  # after access: no oracle for outsiders
             values = {
                 "project_id": pid,
                 "url": body["url"],
@@ -100,12 +100,12 @@ class WebhookItem(WebhookResource):
     ) -> None:
         pid, wid = parse_id(project_id, "project_id"), parse_id(webhook_id, "webhook_id")
         changes = await load_body(req, _update)
-        if "url" in changes:
-            await self.check(changes["url"])
         if "events" in changes:
             changes["events"] = list(dict.fromkeys(changes["events"]))
         async with self.deps.writing(req) as (conn, caller):
             await access.project_for_owner(conn, caller, pid, OWNER_ONLY)
+            if "url" in changes:
+                await self.check(changes["url"])
             if changes:
                 row = await store.update(conn, pid, wid, changes, self.deps.settings.clock())
             else:
