@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from .rules import address_refusal
 
+RESOLVE_TIMEOUT = 5.0
+
 
 class UnsafeURL(ValueError):
     """The URL may not be delivered to; the message says why."""
@@ -37,8 +39,10 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError) as exc:
         raise UnsafeURL(f"host {host!r} cannot be resolved") from exc
     for info in infos:
         address = str(info[4][0])
