@@ -21,6 +21,7 @@ from .deps import TasksDeps
 from .events.config import EventSettings
 from .events.metrics import EventsCollector
 from .events.notify import notify_work
+from .events.reminders import reminder_work
 from .internal.resources import internal_routes
 from .members.resources import member_routes
 from .outbox.relay import outbox_backlog, relay_work
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             # Events: more consumers of the outbox, each with its own cursor (issue 18).
             notify_work(events, pool),
             webhook_work(events, pool),
+            reminder_work(events, pool, settings.clock),
         ],
     )
     app = build_app(

@@ -124,6 +124,16 @@ def events_of(row: Mapping[str, Any], facts: Facts) -> list[Event]:
             "project_id": row.get("project_id"),
         }
         found.append(("task.spawned", data))
+    elif action == "reminder_due":
+        data = {
+            "task_id": task_id,
+            "user_id": facts.assignee_ref,
+            "title": (task or {}).get("title"),
+            "project_id": row.get("project_id"),
+            "due_at": details.get("due_at"),
+            "hours_until_due": details.get("hours_until_due"),
+        }
+        found.append(("reminder.due", data))
     elif action == "assigned":
         found.extend(_assigned(row, details, facts, actor, task))
     else:
