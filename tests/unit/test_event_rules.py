@@ -55,3 +55,23 @@ def test_private_addresses_are_refused(address: str) -> None:
 def test_public_addresses_are_allowed() -> None:
     assert rules.address_refusal("93.184.216.34") is None
     assert rules.address_refusal("2606:2800:220:1:248:1893:25c8:1946") is None
+
+
+def test_openapi_documents_webhook_endpoints_and_delivery_format() -> None:
+    from falcon import testing
+    from taskflow_core.config import Settings
+    from taskflow_tasks.app import create_app
+
+    app = create_app(Settings(database_url="postgresql://nobody@127.0.0.1:1/none"))
+    document = testing.TestClient(app).simulate_get("/openapi.json").json
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    assert set(paths["/api/projects/{project_id}/webhooks"]) == {"get", "post"}
+    assert "post" in paths[
+        "/api/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"
+    ]
+    delivery = document["webhooks"]["taskEvent"]["post"]
+    headers = {p["name"] for p in delivery["parameters"]}
+    assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    body = delivery["requestBody"]["content"]["application/cloudevents+json"]["schema"]
+    assert "reminder.due" in body["properties"]["type"]["enum"]

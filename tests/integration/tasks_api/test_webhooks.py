@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from cloudevents.v1.http import from_http
 from standardwebhooks import Webhook
@@ -56,6 +57,16 @@ def _verify(secret: str, got: Received) -> dict[str, Any]:
     }
 
 
+def _metrics(base_url: str) -> dict[str, float]:
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("taskflow_") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
 def test_crud_owner_only_and_validation(make_user: MakeUser) -> None:
     alice, bob = make_user(), make_user()
     pid = alice.new_project()
@@ -101,7 +112,7 @@ def test_delivery_is_a_signed_cloudevent(make_user: MakeUser, receiver: Receiver
 
 
 def test_receiver_down_then_back_gets_everything_in_order(
-    make_user: MakeUser, receiver: Receiver
+    make_user: MakeUser, receiver: Receiver, tasks_url: str
 ) -> None:
     alice = make_user()
     pid = alice.new_project()
@@ -137,6 +148,12 @@ def test_receiver_down_then_back_gets_everything_in_order(
     assert all(d["last_status_code"] == 200 for d in deliveries)
     assert sorted(d["attempts"] >= 2 for d in deliveries) == [False] * 9 + [True] * 3
     assert deliveries[0]["id"] > deliveries[-1]["id"]  # newest first
+    # /metrics: deliveries by outcome, their latency, and what each consumer has pending.
+    metrics = _metrics(tasks_url)
+    assert metrics['taskflow_webhook_deliveries_total{outcome="delivered",service="tasks"}'] == 12
+    assert metrics['taskflow_webhook_deliveries_total{outcome="failed",service="tasks"}'] >= 9
+    assert metrics['taskflow_webhook_delivery_latency_seconds_count{service="tasks"}'] == 12
+    assert 'taskflow_events_pending{consumer="webhooks",service="tasks"}' in metrics
 
 
 def test_redeliver_sends_the_event_again_with_a_new_webhook_id(

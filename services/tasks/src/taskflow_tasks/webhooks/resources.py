@@ -15,6 +15,7 @@ from ..deps import Resource, TasksDeps
 from ..events.config import EventSettings
 from ..projects import access
 from . import rules, store
+from .docs import WEBHOOKS
 from .schemas import (
     DELIVERY_READ,
     WEBHOOK_CREATED,
@@ -199,7 +200,7 @@ def webhook_routes(deps: TasksDeps, events: EventSettings) -> list[Route]:
     base = "/api/projects/{project_id}/webhooks"
     item = base + "/{webhook_id}"
     return [
-        Route(base, WebhookCollection(deps, events), (_LIST, _CREATE)),
+        Route(base, WebhookCollection(deps, events), (_LIST, _CREATE), webhooks=WEBHOOKS),
         Route(item, WebhookItem(deps, events), (_GET, _PATCH, _DELETE)),
         Route(item + "/deliveries", Deliveries(deps, events), (_DELIVERIES,)),
         Route(
