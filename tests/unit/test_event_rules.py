@@ -67,9 +67,12 @@ def test_openapi_documents_webhook_endpoints_and_delivery_format() -> None:
     assert document["openapi"].startswith("3.1")
     paths = document["paths"]
     assert set(paths["/api/projects/{project_id}/webhooks"]) == {"get", "post"}
-    assert "post" in paths[
-        "/api/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"
-    ]
+    assert (
+        "post"
+        in paths[
+            "/api/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"
+        ]
+    )
     delivery = document["webhooks"]["taskEvent"]["post"]
     headers = {p["name"] for p in delivery["parameters"]}
     assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
