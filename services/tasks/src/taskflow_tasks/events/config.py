@@ -27,7 +27,7 @@ class EventSettings:
     webhook_backoff_base: float = 30.0
     webhook_backoff_max: float = 3600.0
     webhook_disable_after_days: float = 3.0
-    webhook_concurrency: int = 16
+    webhook_concurrency: int = 48
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EventSettings:

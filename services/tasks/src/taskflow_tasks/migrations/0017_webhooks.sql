@@ -45,5 +45,4 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_list_idx ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (webhook_id, order_key, id)
     WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
-    WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_queue_idx ON webhook_deliveries (id) WHERE state = 'pending';

@@ -33,7 +33,8 @@ from .ssrf import UnsafeURL, check_url
 
 log = structlog.get_logger("taskflow.webhooks")
 
-PER_ENDPOINT = 8
+PER_ENDPOINT = 16
+TICK = 0.01
 SYSTEM = Actor(None, None, "system")
 
 
@@ -49,12 +50,15 @@ class DeliveryWorker:
         self.http = http
         self.lease = timedelta(seconds=settings.webhook_timeout * 3 + 30)
         self.inflight: set[asyncio.Task[None]] = set()
+        self.succeeded: list[tuple[dict[str, Any], int]] = []
+        self.per_hook: dict[int, int] = {}  # deliveries in flight per endpoint
 
     async def run_forever(self) -> None:
         try:
             while True:
                 try:
                     fanned = await fan_out_once(self.pool)
+                    await self.flush()
                     claimed = await self.start_due()
                 except DATABASE_OUTAGE_ERRORS as exc:
                     log.warning("webhooks_database_unavailable", error=type(exc).__name__)
@@ -62,12 +66,14 @@ class DeliveryWorker:
                 if fanned >= BATCH:
                     continue
                 await refresh_pending(self.pool)
-                if self.inflight and not claimed:
-                    await asyncio.wait(
+                if self.inflight:
+                    done, _ = await asyncio.wait(
                         self.inflight,
                         timeout=self.settings.poll_interval,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
+                    if done:  # gather a few more answers: one claim and one settle for all
+                        await asyncio.sleep(TICK)
                 elif not claimed:
                     await asyncio.sleep(self.settings.poll_interval)
         finally:
@@ -76,16 +82,33 @@ class DeliveryWorker:
 
     async def start_due(self) -> int:
         """Claim what is due (as many as there are free slots) and start sending it."""
-        free = self.settings.webhook_concurrency - len(self.inflight)
-        if free <= 0:
+        capacity = self.settings.webhook_concurrency
+        free = capacity - len(self.inflight)
+        if free <= 0 or (self.inflight and free < capacity // 4):
             return 0
+        room = {hook: PER_ENDPOINT - n for hook, n in self.per_hook.items()}
         async with transaction(self.pool) as conn:
-            due = await store.claim(conn, free, PER_ENDPOINT, self.lease)
+            due = await store.claim(conn, free, room, PER_ENDPOINT, self.lease)
         for delivery in due:
+            hook = delivery["webhook_id"]
+            self.per_hook[hook] = self.per_hook.get(hook, 0) + 1
             task = asyncio.create_task(self.deliver(delivery))
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
         return len(due)
+
+    async def flush(self) -> None:
+        """Settle the deliveries answered with a 2xx since the last round, in one transaction
+        (until then their claim keeps them from being sent again)."""
+        if not self.succeeded:
+            return
+        batch, self.succeeded = self.succeeded, []
+        try:
+            async with transaction(self.pool) as conn:
+                await store.settle_successes(conn, batch)
+        except DATABASE_OUTAGE_ERRORS:
+            self.succeeded = batch + self.succeeded
+            raise
 
     async def deliver(self, delivery: dict[str, Any]) -> None:
         try:
@@ -94,6 +117,8 @@ class DeliveryWorker:
             log.warning("webhook_settle_failed", delivery_id=delivery["id"], error=repr(exc))
         except Exception:
             log.exception("webhook_delivery_crashed", delivery_id=delivery["id"])
+        finally:
+            self.per_hook[delivery["webhook_id"]] -= 1
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         url = str(delivery["url"])
@@ -114,8 +139,7 @@ class DeliveryWorker:
             return
         status = response.status_code
         if 200 <= status < 300:
-            async with transaction(self.pool) as conn:
-                await store.settle_success(conn, delivery, status)
+            self.succeeded.append((delivery, status))
             latency = (datetime.now(UTC) - delivery["committed_at"]).total_seconds()
             EVENT_METRICS.delivered("delivered", latency)
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,25 +133,31 @@ async def redeliver(conn: Conn, webhook_id: int, delivery_id: int, message_id: s
     return await cur.fetchone()
 
 
-async def claim(conn: Conn, limit: int, per_endpoint: int, lease: timedelta) -> list[Row]:
-    """Up to ``limit`` due deliveries, each the oldest unsettled one of its (endpoint, task),
-    at most ``per_endpoint`` per endpoint (a hanging one cannot take every slot), claimed
-    for ``lease``. Call inside a transaction."""
+async def claim(
+    conn: Conn, limit: int, room: Mapping[int, int], per_endpoint: int, lease: timedelta
+) -> list[Row]:
+    """Up to ``limit`` due deliveries, oldest first, each the oldest unsettled one of its
+    (endpoint, task) (so one task's events reach an endpoint in order), at most ``room[id]``
+    (default ``per_endpoint``) for an endpoint, claimed for ``lease``. In a transaction."""
+    busy = [hook for hook, free in room.items() if free <= 0]
     cur = await conn.execute(
-        "WITH heads AS (SELECT DISTINCT ON (webhook_id, order_key) id, webhook_id,"
-        " next_attempt_at, claimed_until FROM tasks.webhook_deliveries WHERE state = 'pending'"
-        " ORDER BY webhook_id, order_key, id),"
-        # In-flight deliveries (a live claim) count first towards an endpoint's share.
-        " ready AS (SELECT h.id, coalesce(h.claimed_until >= now(), false) AS busy,"
-        " row_number() OVER (PARTITION BY h.webhook_id"
-        " ORDER BY coalesce(h.claimed_until >= now(), false) DESC, h.id) AS n"
-        " FROM heads h JOIN tasks.webhooks w ON w.id = h.webhook_id AND w.active"
-        " WHERE h.next_attempt_at <= now() OR h.claimed_until >= now())"
-        " SELECT d.id FROM ready r JOIN tasks.webhook_deliveries d ON d.id = r.id"
-        " WHERE r.n <= %s AND NOT r.busy ORDER BY d.id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-        (per_endpoint, limit),
+        "SELECT d.id, d.webhook_id FROM tasks.webhook_deliveries d"
+        " JOIN tasks.webhooks w ON w.id = d.webhook_id AND w.active"
+        " WHERE d.state = 'pending' AND d.next_attempt_at <= now()"
+        " AND (d.claimed_until IS NULL OR d.claimed_until < now())"
+        " AND d.webhook_id <> ALL(%s)"
+        " AND NOT EXISTS (SELECT 1 FROM tasks.webhook_deliveries e"
+        " WHERE e.webhook_id = d.webhook_id AND e.order_key = d.order_key"
+        " AND e.state = 'pending' AND e.id < d.id)"
+        " ORDER BY d.id LIMIT %s FOR UPDATE OF d SKIP LOCKED",
+        (busy, limit),
     )
-    ids = [row["id"] for row in await cur.fetchall()]
+    ids, taken = [], dict(room)
+    for row in await cur.fetchall():
+        hook = row["webhook_id"]
+        if taken.get(hook, per_endpoint) > 0:  # the others stay unclaimed for the next round
+            taken[hook] = taken.get(hook, per_endpoint) - 1
+            ids.append(row["id"])
     if not ids:
         return []
     cur = await conn.execute(
@@ -163,17 +169,18 @@ async def claim(conn: Conn, limit: int, per_endpoint: int, lease: timedelta) -> 
     return sorted(await cur.fetchall(), key=lambda row: row["id"])
 
 
-async def settle_success(conn: Conn, delivery: Row, status: int) -> None:
+async def settle_successes(conn: Conn, answered: Sequence[tuple[Row, int]]) -> None:
+    """Deliveries answered with a 2xx (delivery, status): delivered; their endpoints healthy."""
     await conn.execute(
-        "UPDATE tasks.webhook_deliveries SET state = 'delivered', attempts = attempts + 1,"
-        " last_status = %s, last_error = NULL, delivered_at = now(), claimed_until = NULL"
-        " WHERE id = %s",
-        (status, delivery["id"]),
+        "UPDATE tasks.webhook_deliveries d SET state = 'delivered', attempts = d.attempts + 1,"
+        " last_status = a.status, last_error = NULL, delivered_at = now(), claimed_until = NULL"
+        " FROM unnest(%s::bigint[], %s::int[]) AS a (id, status) WHERE d.id = a.id",
+        ([d["id"] for d, _ in answered], [status for _, status in answered]),
     )
     await conn.execute(
         "UPDATE tasks.webhooks SET failing_since = NULL"
-        " WHERE id = %s AND failing_since IS NOT NULL",
-        (delivery["webhook_id"],),
+        " WHERE id = ANY(%s) AND failing_since IS NOT NULL",
+        (sorted({d["webhook_id"] for d, _ in answered}),),
     )
 
 
