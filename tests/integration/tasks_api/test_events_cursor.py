@@ -80,9 +80,10 @@ def test_prune_keeps_rows_a_consumer_has_not_read(db_url: str) -> None:
         outbox_id = _insert(conn)
         conn.execute("UPDATE tasks.outbox SET delivered_at = now() - interval '1 day'")
     assert asyncio.run(_prune(db_url)) == 0  # delivered to audit, unread by the consumers
-    asyncio.run(_advance(db_url, "notify", _read_final(db_url, "notify", 1)))
-    assert asyncio.run(_prune(db_url)) == 0  # "webhooks" has not read it yet
-    asyncio.run(_advance(db_url, "webhooks", _read_final(db_url, "webhooks", 1)))
+    for consumer in ("notify", "webhooks"):
+        asyncio.run(_advance(db_url, consumer, _read_final(db_url, consumer, 1)))
+        assert asyncio.run(_prune(db_url)) == 0  # "reminders" has not read it yet
+    asyncio.run(_advance(db_url, "reminders", _read_final(db_url, "reminders", 1)))
     assert asyncio.run(_prune(db_url)) == 1
     with psycopg.connect(db_url) as conn:
         left = conn.execute("SELECT count(*) FROM tasks.outbox WHERE id = %s", (outbox_id,))
