@@ -4,15 +4,20 @@ commit out of id order, and the relay's prune keeps what a consumer has not read
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import psycopg
 from psycopg.rows import dict_row
 from taskflow_tasks.events import store
 from taskflow_tasks.outbox.store import prune_delivered
+
+from tests.conftest import StartService
+from tests.support.issuer import TestIssuer
 
 
 def _insert(conn: psycopg.Connection[Any]) -> int:
@@ -88,3 +93,39 @@ def test_prune_keeps_rows_a_consumer_has_not_read(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         left = conn.execute("SELECT count(*) FROM tasks.outbox WHERE id = %s", (outbox_id,))
         assert left.fetchone() == (0,)
+
+
+def test_without_subscribers_nothing_is_sent_or_logged(
+    start_service: StartService, db_url: str, issuer: TestIssuer
+) -> None:
+    svc = start_service(
+        "tasks", DATABASE_URL=db_url, SSO_URL=issuer.url, EVENTS_POLL_INTERVAL="0.1"
+    )
+    token = issuer.token("quiet-user", tenant_id="tenant-a")
+    with httpx.Client(base_url=svc.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        pid = http.get("/api/projects").json()[0]["id"]
+        tid = http.post(f"/api/projects/{pid}/tasks", json={"title": "Quiet"}).json()["id"]
+        assert http.patch(f"/api/tasks/{tid}/status", json={"status": "completed"}).is_success
+    # The consumers' cursors follow the outbox anyway (so the relay can prune it).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with psycopg.connect(db_url) as conn:
+            behind = conn.execute(
+                "SELECT count(*) FROM tasks.event_consumers c WHERE EXISTS (SELECT 1 FROM"
+                " tasks.outbox o WHERE (o.txid, o.id) > (c.last_txid, c.last_id))"
+            ).fetchone()
+        if behind == (0,):
+            break
+        time.sleep(0.2)
+    assert behind == (0,)
+    assert svc.log_path is not None
+    lines = [
+        json.loads(line) for line in svc.log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    noisy = [
+        line for line in lines
+        if line.get("level") in {"warning", "error", "critical"}
+        and ("webhook" in line.get("event", "") or "events" in line.get("event", "")
+             or "reminder" in line.get("event", ""))
+    ]  # fmt: skip
+    assert noisy == []
