@@ -11,7 +11,11 @@ HTTP/1.1 keep-alive, answering 200) registered as webhooks of one project.
    ``--backlog`` tasks through the API (so nothing is fanned out yet), then lets go and measures
    until every delivery (``--backlog`` times 3) is delivered: the drain time (goal < 60 s).
 2. Steady: ``--rate`` task creates a second for ``--seconds``; for each, the time from the
-   write's response to the arrival of its ``task.created`` at each receiver: p50/p99/max.
+   write's response to the arrival of its ``task.created`` at each receiver: p50/p99/max, and
+   the writes' own latency.
+3. Hanging: ``--hanging-writes`` creates at the same rate while one receiver holds every request
+   for 30 s (the delivery timeout is 10 s): the writes' latency, and how long after the last
+   write the audit relay has delivered everything (the outbox holds no undelivered row).
 """
 
 from __future__ import annotations
@@ -47,6 +51,43 @@ def _create(http: httpx.Client, pid: int, title: str) -> float:
     if resp.status_code != 201:
         raise RuntimeError(f"create answered {resp.status_code}: {resp.text[:200]}")
     return time.time()
+
+
+def _timed_create(http: httpx.Client, pid: int, title: str) -> tuple[float, float]:
+    sent = time.time()
+    return sent, _create(http, pid, title)
+
+
+def _steady(
+    pool: concurrent.futures.ThreadPoolExecutor,
+    create: Any,
+    rate: int,
+    count: int,
+    prefix: str,
+) -> dict[str, tuple[float, float]]:
+    """``count`` creates at ``rate`` a second: title -> (sent, answered)."""
+    interval = 1.0 / rate
+    start = time.monotonic()
+    futures = []
+    for i in range(count):
+        delay = start + i * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        title = f"{prefix} {i}"
+        futures.append((title, pool.submit(create, title)))
+    return {title: future.result() for title, future in futures}
+
+
+def _audit_backlog(db: str) -> int:
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tasks.outbox WHERE delivered_at IS NULL"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _ms(values: list[float], pct: float) -> float | None:
+    return round(percentile(values, pct) * 1000, 1) if values else None
 
 
 def _delivered(db: str) -> int:
@@ -115,32 +156,29 @@ def _measure(
         time.sleep(0.1)
     drain_s = time.monotonic() - released
     drained = _delivered(db)
-    # 2. steady rate
+    # 2. steady rate: write response -> arrival at each receiver
     for r in receivers:
         r.received.clear()
-    responses: dict[str, float] = {}
-    interval = 1.0 / args.rate
-    start = time.monotonic()
-    futures = []
-    for i in range(args.rate * args.seconds):
-        target = start + i * interval
-        delay = target - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        title = f"steady {i}"
-        futures.append(
-            (title, pool.submit(lambda t=title: _create(client(), pid, t)))  # type: ignore[misc]
-        )
-    for title, future in futures:
-        responses[title] = future.result()
+    create = lambda title: _timed_create(client(), pid, title)  # noqa: E731
+    steady = _steady(pool, create, args.rate, args.rate * args.seconds, "steady")
     time.sleep(max(3.0, 3 * args.poll))
     latencies = []
     for r in receivers:
         for got in list(r.received):
             body = json.loads(got.body)
             title = body["data"]["task"]["title"]
-            if body["type"] == "task.created" and title in responses:
-                latencies.append(got.at - responses[title])
+            if body["type"] == "task.created" and title in steady:
+                latencies.append(got.at - steady[title][1])
+    writes = sorted(done - sent for sent, done in steady.values())
+    # 3. the same writes with one endpoint hanging (longer than the 10 s timeout)
+    receivers[0].hang = 30.0
+    hanging = _steady(pool, create, args.rate, args.hanging_writes, "hanging")
+    last_answer = max(done for _, done in hanging.values())
+    while _audit_backlog(db) and time.time() - last_answer < 60:
+        time.sleep(0.05)
+    audit_lag = time.time() - last_answer
+    hanging_writes = sorted(done - sent for sent, done in hanging.values())
+    receivers[0].hang = 0.0
     pool.shutdown()
     lat = sorted(latencies)
     return {
@@ -150,13 +188,19 @@ def _measure(
         "deliveries_delivered": drained,
         "drain_s": round(drain_s, 1),
         "drain_per_s": round(drained / drain_s, 1) if drain_s else None,
-        "steady_writes": len(responses),
+        "steady_writes": len(steady),
         "steady_rate_per_s": args.rate,
         "poll_interval_s": args.poll,
         "latency_samples": len(lat),
-        "latency_p50_ms": round(percentile(lat, 50) * 1000, 1) if lat else None,
-        "latency_p99_ms": round(percentile(lat, 99) * 1000, 1) if lat else None,
+        "latency_p50_ms": _ms(lat, 50),
+        "latency_p99_ms": _ms(lat, 99),
         "latency_max_ms": round(lat[-1] * 1000, 1) if lat else None,
+        "write_p50_ms": _ms(writes, 50),
+        "write_p99_ms": _ms(writes, 99),
+        "hanging_writes": len(hanging),
+        "hanging_write_p50_ms": _ms(hanging_writes, 50),
+        "hanging_write_p99_ms": _ms(hanging_writes, 99),
+        "hanging_audit_caught_up_s_after_last_write": round(audit_lag, 2),
     }
 
 
@@ -166,6 +210,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--poll", type=float, default=1.0)
+    parser.add_argument("--hanging-writes", type=int, default=1000)
     parser.add_argument("--max-wait", type=float, default=300.0)
     args = parser.parse_args()
     with exclusive_run():
