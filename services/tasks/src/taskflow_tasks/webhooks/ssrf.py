@@ -42,7 +42,7 @@ async def check_url(url: str, *, allow_private: bool) -> None:
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             loop = asyncio.get_running_loop()
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a name IDNA refuses
         raise UnsafeURL(f"host {host!r} cannot be resolved") from exc
     for info in infos:
         address = str(info[4][0])
