@@ -26,6 +26,11 @@ class Received:
         return json.loads(self.body)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (the sender timed out): nothing to report
+
+
 class Receiver:
     """``with Receiver() as r:`` → ``r.url``; ``r.received`` lists what arrived (accepted or
     not). ``r.status`` is the answer (200); ``r.answer`` may compute it per request."""
@@ -64,7 +69,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
