@@ -36,6 +36,8 @@ class World:
     agent: dict[str, Any]
     member: dict[str, Any]  # the agent's membership row in alice's project
     mallory_project: dict[str, Any]
+    webhook_id: int = 0
+    delivery_id: int = 0
 
     @property
     def tasks_url(self) -> str:
@@ -51,6 +53,8 @@ class World:
             "task_id": int(self.task["id"]),
             "agent_id": int(self.agent["id"]),
             "member_id": int(self.member["id"]),
+            "webhook_id": self.webhook_id,
+            "delivery_id": self.delivery_id,
         }
 
     def outbox_count(self) -> int:
@@ -100,7 +104,10 @@ def build_world(stack: Stack, issuer: TestIssuer) -> World:
     with mallory.client(stack.url("tasks")) as api:
         mallory_project = create_project(api, description="mallory's own")
         create_task(api, mallory_project["id"], title="mallory's task")
+    webhook_id, delivery_id = _webhook_of(stack, int(project["id"]))
     return World(
+        webhook_id=webhook_id,
+        delivery_id=delivery_id,
         stack=stack,
         alice=alice,
         eve=eve,
@@ -112,6 +119,28 @@ def build_world(stack: Stack, issuer: TestIssuer) -> World:
         member=member.json(),
         mallory_project=mallory_project,
     )
+
+
+def _webhook_of(stack: Stack, project_id: int) -> tuple[int, int]:
+    """A webhook of alice's project and one (settled) delivery, written directly: the stack
+    refuses private URLs and may not resolve public names."""
+    with admin_connection(stack.db_url) as conn:
+        hook = conn.execute(
+            "INSERT INTO tasks.webhooks (project_id, url, events, secret, created_by_id)"
+            " VALUES (%s, 'https://hooks.example.com/alice', '{task.created}', %s, 0)"
+            " RETURNING id",
+            (project_id, "whsec_" + "A" * 44),
+        ).fetchone()
+        assert hook is not None
+        delivery = conn.execute(
+            "INSERT INTO tasks.webhook_deliveries (webhook_id, event_id, event_type, order_key,"
+            " body, message_id, state, committed_at) VALUES (%s, 'e1', 'task.created', 't',"
+            " '{}', 'msg_1', 'delivered', now()) RETURNING id",
+            (hook[0],),
+        ).fetchone()
+        assert delivery is not None
+        conn.commit()
+    return int(hook[0]), int(delivery[0])
 
 
 @pytest.fixture(scope="session")

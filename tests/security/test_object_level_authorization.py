@@ -36,6 +36,18 @@ TASKS_ENDPOINTS: list[Endpoint] = [
     ("POST", "/api/tasks/{task_id}/subtasks", {"title": "pwned"}, {}),
     ("POST", "/api/tasks/{task_id}/approve", None, {}),
     ("POST", "/api/tasks/{task_id}/reject", {"reason": "pwned"}, {}),
+    ("GET", "/api/projects/{project_id}/webhooks", None, {}),
+    ("POST", "/api/projects/{project_id}/webhooks", {"url": "https://example.com/pwned"}, {}),
+    ("GET", "/api/projects/{project_id}/webhooks/{webhook_id}", None, {}),
+    ("PATCH", "/api/projects/{project_id}/webhooks/{webhook_id}", {"active": False}, {}),
+    ("DELETE", "/api/projects/{project_id}/webhooks/{webhook_id}", None, {}),
+    ("GET", "/api/projects/{project_id}/webhooks/{webhook_id}/deliveries", None, {}),
+    (
+        "POST",
+        "/api/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        None,
+        {},
+    ),
 ]
 AUDIT_ENDPOINTS: list[Endpoint] = [
     ("GET", "/api/tasks/{task_id}/audit", None, {}),

@@ -197,6 +197,9 @@ def build_spec(
             if op.request is not None:
                 extras[_schema_name(op.request)] = getattr(op.request, "openapi_extra", None)
     document = spec.to_dict()
+    for route in routes:  # outgoing requests (OpenAPI 3.1 webhooks), documented as they are
+        if route.webhooks and not route.internal:
+            document.setdefault("webhooks", {}).update(route.webhooks)
     components = document.get("components", {}).get("schemas", {})
     for name, extra in extras.items():
         # Cross-field rules marshmallow validators cannot describe (schema ``openapi_extra``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partialmethod
 from typing import Any
@@ -92,6 +93,9 @@ class Route:
     operations: tuple[Operation, ...] = field(default_factory=tuple)
     suffix: str | None = None
     internal: bool = False  # service-to-service only; never exposed through the gateway
+    # OpenAPI 3.1 ``webhooks`` (name -> Path Item): requests this route makes the service send
+    # (documentation only; see taskflow_tasks.webhooks).
+    webhooks: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def public(self) -> bool:

@@ -18,12 +18,18 @@ from taskflow_core.service import Lifecycle, ServiceApp, build_app
 from . import SCHEMA, SERVICE
 from .chat.resources import chat_routes
 from .deps import TasksDeps
+from .events.config import EventSettings
+from .events.metrics import EventsCollector
+from .events.notify import notify_work
+from .events.reminders import reminder_work
 from .internal.resources import internal_routes
 from .members.resources import member_routes
 from .outbox.relay import outbox_backlog, relay_work
 from .projects.resources import project_routes
 from .recurrence.scheduler import due_date_spawner
 from .tasks.routes import task_routes
+from .webhooks.delivery import webhook_work
+from .webhooks.resources import webhook_routes
 from .workers.agents import agent_routes
 from .workers.overview import overview_routes
 from .writes.purge import idempotency_purge
@@ -31,6 +37,7 @@ from .writes.purge import idempotency_purge
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or Settings.from_env()
+    events = EventSettings.from_env()
     configure_logging(settings)
     deps = TasksDeps.open(settings, SERVICE)
     pool, http = deps.pool, deps.http
@@ -52,9 +59,13 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             # The relay makes its own client: it carries the tasks service's credential for
             # the audit service, which the shared client (also used towards the SSO) must not.
             relay_work(settings, pool),
+            # Events: more consumers of the outbox, each with its own cursor (issue 18).
+            notify_work(events, pool),
+            webhook_work(events, pool),
+            reminder_work(events, pool, settings.clock),
         ],
     )
-    return build_app(
+    app = build_app(
         service=SERVICE,
         title="TaskFlow Tasks",
         settings=settings,
@@ -64,6 +75,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             *agent_routes(deps),
             *overview_routes(deps),
             *task_routes(deps),
+            *webhook_routes(deps, events),
             *internal_routes(deps),
             *chat_routes(),
         ],
@@ -71,3 +83,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         authenticator=authenticator,
         readiness=[functools.partial(outbox_backlog, pool)],
     )
+    app.metrics.registry.register(EventsCollector(SERVICE))
+    return app

@@ -83,9 +83,12 @@ async def backlog(conn: Conn) -> dict[str, Any]:
 
 
 async def prune_delivered(conn: Conn, older_than: timedelta) -> int:
+    """Delete events delivered to audit ``older_than`` ago that every event consumer
+    (``tasks.event_consumers``, issue 18) has read too."""
     cur = await conn.execute(
-        "DELETE FROM tasks.outbox WHERE id IN (SELECT id FROM tasks.outbox"
-        " WHERE delivered_at < now() - %s LIMIT %s)",
+        "DELETE FROM tasks.outbox WHERE id IN (SELECT o.id FROM tasks.outbox o"
+        " WHERE o.delivered_at < now() - %s AND NOT EXISTS (SELECT 1 FROM"
+        " tasks.event_consumers c WHERE (c.last_txid, c.last_id) < (o.txid, o.id)) LIMIT %s)",
         (older_than, PRUNE_BATCH),
     )
     return cur.rowcount

@@ -1,0 +1,125 @@
+"""SQL of the event consumers: each reads the outbox after its own cursor, in (txid, id) order,
+only rows whose writing transaction is older than every running one (see migration 0016), and
+moves its cursor when it has handled them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from .rules import Facts
+
+Conn = psycopg.AsyncConnection[Any]
+Cursor = tuple[int, int]  # (txid, id) of the last row consumed
+
+# Rows are final once their transaction is older than the oldest one still running.
+_AFTER = (
+    " FROM tasks.outbox o, tasks.event_consumers c WHERE c.name = %(name)s"
+    " AND (o.txid, o.id) > (c.last_txid, c.last_id)"
+    " AND o.txid < pg_snapshot_xmin(pg_current_snapshot())"
+)
+
+
+async def read_after(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
+    """The next ``limit`` final outbox rows after consumer ``name``'s cursor."""
+    cur = await conn.execute(
+        "SELECT o.id, o.txid::text::bigint AS txid, o.payload"
+        + _AFTER
+        + " ORDER BY o.txid, o.id LIMIT %(limit)s",
+        {"name": name, "limit": limit},
+    )
+    return list(await cur.fetchall())
+
+
+async def lock_consumer(conn: Conn, name: str) -> bool:
+    """Inside a transaction: whether this replica is consumer ``name`` for this transaction
+    (an advisory lock: it takes no transaction id, so it does not hold back the snapshot)."""
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_xact_lock(hashtext('taskflow-events:' || %s)) AS mine", (name,)
+    )
+    row = await cur.fetchone()
+    return bool(row and row["mine"])
+
+
+async def lease(conn: Conn, name: str, until: timedelta) -> bool:
+    """Take consumer ``name``'s lease (for a consumer that calls out over HTTP)."""
+    cur = await conn.execute(
+        "UPDATE tasks.event_consumers SET leased_until = now() + %s"
+        " WHERE name = %s AND (leased_until IS NULL OR leased_until < now()) RETURNING name",
+        (until, name),
+    )
+    return await cur.fetchone() is not None
+
+
+async def advance(conn: Conn, name: str, to: Cursor | None, *, release: bool = False) -> None:
+    """Move consumer ``name``'s cursor to ``to`` (never backwards); release its lease."""
+    if to is not None:
+        await conn.execute(
+            "UPDATE tasks.event_consumers SET last_txid = %s::text::xid8, last_id = %s,"
+            " updated_at = now() WHERE name = %s"
+            " AND (last_txid, last_id) < (%s::text::xid8, %s)",
+            (str(to[0]), to[1], name, str(to[0]), to[1]),
+        )
+    if release:
+        await conn.execute(
+            "UPDATE tasks.event_consumers SET leased_until = NULL WHERE name = %s", (name,)
+        )
+
+
+async def pending(conn: Conn) -> dict[str, int]:
+    """Outbox rows each consumer has not handled yet (final or not)."""
+    cur = await conn.execute(
+        "SELECT c.name, (SELECT count(*) FROM tasks.outbox o"
+        " WHERE (o.txid, o.id) > (c.last_txid, c.last_id)) AS pending"
+        " FROM tasks.event_consumers c ORDER BY c.name"
+    )
+    return {row["name"]: int(row["pending"]) for row in await cur.fetchall()}
+
+
+def _ref(user_id: str | None, handle: str | None) -> str | None:
+    return user_id or handle
+
+
+async def facts_for(conn: Conn, payloads: Iterable[Mapping[str, Any]]) -> dict[str, Facts]:
+    """The :class:`Facts` of each task event in ``payloads``, by event id, in two queries."""
+    task_rows = [p for p in payloads if p.get("entity_type") == "task" and p.get("entity_id")]
+    if not task_rows:
+        return {}
+    task_ids = sorted({int(p["entity_id"]) for p in task_rows})
+    cur = await conn.execute(
+        "SELECT t.*, a.user_id AS a_sub, a.handle AS a_handle,"
+        " c.user_id AS c_sub, c.handle AS c_handle"
+        " FROM tasks.tasks t LEFT JOIN tasks.workers a ON a.id = t.assignee_id"
+        " LEFT JOIN tasks.workers c ON c.id = t.created_by_id WHERE t.id = ANY(%s)",
+        (task_ids,),
+    )
+    tasks = {row["id"]: row for row in await cur.fetchall()}
+    worker_ids: set[int] = set()
+    for p in task_rows:
+        if p.get("actor_id") is not None:
+            worker_ids.add(int(p["actor_id"]))
+        after = (p.get("details") or {}).get("after")
+        if p.get("action") == "assigned" and isinstance(after, int):
+            worker_ids.add(after)
+    cur = await conn.execute(
+        "SELECT id, user_id, handle, name FROM tasks.workers WHERE id = ANY(%s)",
+        (sorted(worker_ids),),
+    )
+    workers = {row["id"]: row for row in await cur.fetchall()}
+    people = {wid: _ref(w["user_id"], w["handle"]) or "" for wid, w in workers.items()}
+    found: dict[str, Facts] = {}
+    for p in task_rows:
+        task = tasks.get(int(p["entity_id"]))
+        actor = workers.get(p["actor_id"]) if p.get("actor_id") is not None else None
+        found[str(p["event_id"])] = Facts(
+            task=task,
+            actor_ref=_ref(actor["user_id"], actor["handle"]) if actor else p.get("actor_handle"),
+            actor_name=actor["name"] if actor else p.get("actor_handle"),
+            assignee_ref=_ref(task["a_sub"], task["a_handle"]) if task else None,
+            creator_ref=_ref(task["c_sub"], task["c_handle"]) if task else None,
+            people=people,
+        )
+    return found

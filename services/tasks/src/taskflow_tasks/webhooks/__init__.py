@@ -1,0 +1,1 @@
+"""Project webhooks (issue 18): CRUD, fan-out from the outbox, signed delivery."""

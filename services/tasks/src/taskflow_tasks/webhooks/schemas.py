@@ -1,0 +1,85 @@
+"""Request and response shapes of project webhooks and their deliveries."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+from taskflow_core.schemas import StrictBoolean, StrictSchema, UTCDateTime
+
+from .rules import ALL_EVENTS
+
+URL_MAX = 2000
+DESCRIPTION_MAX = 500
+
+_events = fields.List(
+    fields.String(validate=validate.OneOf(ALL_EVENTS)),
+    validate=validate.Length(min=1, max=len(ALL_EVENTS)),
+    metadata={"description": "Event types to receive (default: all)"},
+)
+
+
+class WebhookCreateSchema(StrictSchema):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=URL_MAX),
+        metadata={
+            "description": "http(s) URL; 422 when it resolves to a loopback, private, "
+            "link-local or metadata address (unless WEBHOOK_ALLOW_PRIVATE=true)"
+        },
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(ALL_EVENTS)),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=len(ALL_EVENTS)),
+        metadata={"description": "Event types to receive (default: all)"},
+    )
+    description = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX)
+    )
+
+
+class WebhookUpdateSchema(StrictSchema):
+    url = fields.String(validate=validate.Length(min=1, max=URL_MAX))
+    events = _events
+    active = StrictBoolean(metadata={"description": "false pauses deliveries; true resumes"})
+    description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
+
+
+class WebhookReadSchema(StrictSchema):
+    id = fields.Integer()
+    project_id = fields.Integer()
+    url = fields.String()
+    events = fields.List(fields.String())
+    description = fields.String(allow_none=True)
+    active = fields.Boolean()
+    disabled_reason = fields.String(
+        allow_none=True, metadata={"description": "Why deliveries stopped (410, failing too long)"}
+    )
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class WebhookCreatedSchema(WebhookReadSchema):
+    secret = fields.String(
+        metadata={"description": "whsec_...: verifies signatures; shown only in this answer"}
+    )
+
+
+class DeliveryReadSchema(StrictSchema):
+    id = fields.Integer()
+    webhook_id = fields.Integer()
+    event_id = fields.String(metadata={"description": "The CloudEvent id"})
+    event_type = fields.String()
+    message_id = fields.String(metadata={"description": "The webhook-id header"})
+    state = fields.String(validate=validate.OneOf(("pending", "delivered", "failed")))
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    delivered_at = UTCDateTime(allow_none=True)
+
+
+WEBHOOK_READ = WebhookReadSchema()
+WEBHOOK_CREATED = WebhookCreatedSchema()
+DELIVERY_READ = DeliveryReadSchema()
