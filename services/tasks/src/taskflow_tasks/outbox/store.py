@@ -25,10 +25,10 @@ async def claim_batch(
     and "is a claim live?" come from indexes (``outbox_pending_idx``, ``outbox_claimed_idx``)."""
     await relaxed_commit(conn)
     cur = await conn.execute(
-        "SELECT id, event_id, payload::text AS payload, octet_length(payload::text) AS size"
-        " FROM tasks.outbox"
+        "SELECT id, event_id, j.text AS payload, octet_length(j.text) AS size"
+        " FROM tasks.outbox, LATERAL (SELECT payload::text AS text) AS j"
         " WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())"
-        " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+        " ORDER BY id LIMIT %s FOR UPDATE OF outbox SKIP LOCKED",
         (limit,),
     )
     rows = await cur.fetchall()
