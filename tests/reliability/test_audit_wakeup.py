@@ -70,6 +70,37 @@ def test_audit_waits_for_the_poll_when_wakeup_is_off(stack: Stack, issuer: TestI
     assert audit_entries(stack.url("audit"), user, f"/api/tasks/{task['id']}/audit", 2.0) == []
 
 
+def write_elsewhere_and_notify(db_url: str, project_id: int) -> str:
+    """Another writer: a copy of the project's event, new event id, committed with a NOTIFY."""
+    with admin_connection(db_url) as conn:
+        row = conn.execute(
+            "SELECT payload FROM tasks.outbox WHERE payload->>'project_id' = %s"
+            " ORDER BY id DESC LIMIT 1",
+            (str(project_id),),
+        ).fetchone()
+        assert row is not None
+        event_id = str(uuid.uuid4())
+        payload = {**row[0], "event_id": event_id, "action": "updated"}
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO tasks.outbox (event_id, payload) VALUES (%s, %s::jsonb)",
+                (event_id, json.dumps(payload)),
+            )
+            conn.execute("NOTIFY taskflow_outbox")
+    return event_id
+
+
+def project_entries(stack: Stack, user: User, project_id: int, count: int) -> set[str]:
+    """The event ids of the project's entries once there are ``count`` (or after SOON)."""
+    deadline = time.monotonic() + SOON
+    with user.client(stack.url("audit")) as api:
+        while True:
+            entries = api.get(f"/api/projects/{project_id}/audit").json()
+            if len(entries) >= count or time.monotonic() > deadline:
+                return {e["event_id"] for e in entries}
+            time.sleep(0.02)
+
+
 def test_notify_from_another_writer_wakes_the_relay(
     stack: Stack, issuer: TestIssuer, db_url: str
 ) -> None:
@@ -79,30 +110,40 @@ def test_notify_from_another_writer_wakes_the_relay(
     user = new_user(issuer)
     with user.client(stack.url("tasks")) as api:
         project = create_project(api)
-    path = f"/api/projects/{project['id']}/audit"
-    first = audit_entries(stack.url("audit"), user, path, SOON)
-    assert len(first) == 1, first
+    assert len(project_entries(stack, user, project["id"], 1)) == 1
+    event_id = write_elsewhere_and_notify(db_url, project["id"])
+    assert event_id in project_entries(stack, user, project["id"], 2)
+
+
+def test_the_listener_reconnects(stack: Stack, issuer: TestIssuer, db_url: str) -> None:
+    """Its connection killed (a restart, a failover), the listener connects again, and a NOTIFY
+    after that still wakes the relay."""
+    start_split(stack)
+    user = new_user(issuer)
+    with user.client(stack.url("tasks")) as api:
+        project = create_project(api)
+    assert len(project_entries(stack, user, project["id"], 1)) == 1
+    listening = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'taskflow-tasks-outbox-listen'"
+        " AND datname = current_database()"
+    )
     with admin_connection(db_url) as conn:
-        (payload,) = conn.execute(
-            "SELECT payload FROM tasks.outbox ORDER BY id DESC LIMIT 1"
-        ).fetchone() or (None,)
-        assert payload is not None
-        event_id = str(uuid.uuid4())
-        payload = {**payload, "event_id": event_id, "action": "updated"}
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO tasks.outbox (event_id, payload) VALUES (%s, %s::jsonb)",
-                (event_id, json.dumps(payload)),
-            )
-            conn.execute("NOTIFY taskflow_outbox")
-    deadline = time.monotonic() + SOON
-    with user.client(stack.url("audit")) as api:
+        (old_pid,) = conn.execute(listening).fetchone() or (None,)
+        assert old_pid is not None, "no LISTEN connection"
+        conn.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
+        deadline = time.monotonic() + 10
+        pids: list[int] = []
         while time.monotonic() < deadline:
-            entries = api.get(path).json()
-            if len(entries) == 2:
+            pids = [r[0] for r in conn.execute(listening).fetchall() if r[0] != old_pid]
+            if pids:
                 break
-            time.sleep(0.02)
-    assert event_id in {e["event_id"] for e in entries}, entries
+            time.sleep(0.1)
+        assert pids, "the listener did not reconnect"
+    time.sleep(0.3)  # its LISTEN runs just after it connects
+    event_id = write_elsewhere_and_notify(db_url, project["id"])
+    assert event_id in project_entries(stack, user, project["id"], 2)
+    logs = "".join(p.read_text() for p in stack.log_dir.glob("tasks-*.log"))
+    assert "outbox_listen_lost" in logs
 
 
 def test_behind_pgbouncer_the_write_wakes_its_relay(

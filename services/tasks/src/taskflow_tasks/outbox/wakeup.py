@@ -41,6 +41,7 @@ CHANNEL = "taskflow_outbox"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 30.0
+KEEPALIVE = 60.0
 
 
 class OutboxWakeup:
@@ -136,9 +137,12 @@ class OutboxListener:
             self.listening = True
             log.info("outbox_listening", channel=CHANNEL)
             self.wakeup.wake()
-            async for _ in conn.notifies():
-                self.wakeup.wake()
-            raise psycopg.OperationalError("the notification stream ended")
+            while True:
+                async for _ in conn.notifies(timeout=KEEPALIVE):
+                    self.wakeup.wake()
+                # Quiet for a while: a statement keeps the connection from counting as idle
+                # (Neon drops idle ones after 5 minutes) and finds a silently dead one.
+                await conn.execute("SELECT 1")
 
 
 def listener_work(settings: Settings, wakeup: OutboxWakeup) -> BackgroundWork:
