@@ -7,7 +7,7 @@ For each mode (``taskflow serve all`` in one process; tasks, audit and auth-veri
 their own uvicorn processes) and each ``OUTBOX_WAKEUP`` value (``off`` is the relay as it was
 before issue 17: polling every ``OUTBOX_RELAY_INTERVAL`` only), on a fresh database
 (``taskflow_freshness``): ``--writes`` task creations one after another, each followed by
-``GET /api/tasks/{id}/audit`` on the audit service, back to back, until the entry is there.
+``GET /api/tasks/{id}/audit`` on the audit service every 5 ms until the entry is there.
 The freshness of a write is the time from its response (fully read) to the first answer that
 holds its entry; a random pause of up to one poll interval between writes keeps them out of step
 with the relay's poll (without it, each write would follow the previous poll closely and wait a
@@ -44,6 +44,9 @@ DATABASE = "taskflow_freshness"
 MODES = ("serve-all", "split")
 GOAL_MS = 100.0
 GIVE_UP = 10.0  # seconds: an entry not readable by then counts as this
+# Between two reads of a history still empty: reads back to back would load the very processes
+# whose delivery is measured (in serve all, the relay shares the event loop with every read).
+READ_PAUSE = 0.005
 
 
 def log(message: str) -> None:
@@ -121,6 +124,7 @@ def measure(tasks_url: str, audit_url: str, token: str, writes: int, pause: floa
                 waited = time.perf_counter() - answered
                 if read.json() or waited > GIVE_UP:
                     break
+                time.sleep(READ_PAUSE)
             if n >= 5:
                 samples.append(waited * 1000)
     return samples
@@ -160,7 +164,7 @@ def report(results: list[Result]) -> str:
         )
     lines.append(
         f"\nFreshness: from a create's response to the first `GET /api/tasks/{{id}}/audit` of the"
-        f" audit service that holds its entry (reads back to back). Goal: p99 ≤ {GOAL_MS:g} ms."
+        f" audit service that holds its entry (a read every 5 ms). Goal: p99 ≤ {GOAL_MS:g} ms."
     )
     return "\n".join(lines)
 
