@@ -103,15 +103,20 @@ class AuditStore:
         is the hash of the entry stored just before it."""
         if not events:
             return []
-        async with transaction(self.pool) as conn:
-            head_row = await (
-                await conn.execute(
-                    "SELECT last_id, last_hash FROM audit.chain_head WHERE id = 1 FOR UPDATE"
-                )
-            ).fetchone()
+        # Pipelined: BEGIN, the head and the known ids go in one round trip, the INSERT, the
+        # head's UPDATE and COMMIT in another (each round trip delays the entry's visibility).
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            head_cur = await conn.execute(
+                "SELECT last_id, last_hash FROM audit.chain_head WHERE id = 1 FOR UPDATE"
+            )
+            known_cur = await conn.execute(
+                "SELECT event_id, id FROM audit.entries WHERE event_id = ANY(%s)",
+                ([e.event_id for e in events],),
+            )
+            head_row = await head_cur.fetchone()
             assert head_row is not None, "audit.chain_head has no row (migration 0002)"
             last_id, last_hash = int(head_row["last_id"]), str(head_row["last_hash"])
-            known = await self._stored_ids(conn, [e.event_id for e in events])
+            known = {row["event_id"]: int(row["id"]) for row in await known_cur.fetchall()}
             fresh: list[tuple[int, AuditEvent]] = []  # (id it gets, event), in batch order
             outcomes: list[Appended] = []
             for event in events:
@@ -146,15 +151,6 @@ class AuditStore:
                 (last_id, last_hash, recorded_at),
             )
         return outcomes
-
-    @staticmethod
-    async def _stored_ids(
-        conn: psycopg.AsyncConnection[Any], event_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, int]:
-        cur = await conn.execute(
-            "SELECT event_id, id FROM audit.entries WHERE event_id = ANY(%s)", (event_ids,)
-        )
-        return {row["event_id"]: int(row["id"]) for row in await cur.fetchall()}
 
     @staticmethod
     async def _as_stored_json(
