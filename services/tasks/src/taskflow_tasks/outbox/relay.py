@@ -14,6 +14,10 @@ transaction open across the HTTP call):
    malformed, with the reason kept in ``last_error``); on failure keep the claim for the backoff
    delay (exponential, capped, with jitter), so every replica waits, and log the backlog.
 
+Rounds follow each other at once while there is work; idle, the relay waits for a wake-up (a
+write answered by this replica, a ``NOTIFY taskflow_outbox``: see ``wakeup``) or, failing one,
+``OUTBOX_RELAY_INTERVAL``.
+
 A relay that dies mid-batch leaves a claim that expires; the batch is then posted again, and the
 audit service acknowledges the events it already has as duplicates (idempotent on event_id).
 
