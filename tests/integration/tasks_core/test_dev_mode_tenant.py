@@ -33,6 +33,7 @@ def test_dev_mode_honours_the_tenant_header(
         SSO_URL=issuer.url,
         DEV_MODE="true",
         OUTBOX_RELAY_INTERVAL="3600",
+        OUTBOX_WAKEUP="off",  # the relay stays idle: outbox rows are what these tests read
         SCHEDULER_INTERVAL="3600",
     )
     with _client(svc.url, "anything", "org-x") as in_x, _client(svc.url, "anything") as plain:
@@ -53,6 +54,7 @@ def test_without_dev_mode_the_tenant_header_is_ignored(
         DATABASE_URL=db_url,
         SSO_URL=issuer.url,
         OUTBOX_RELAY_INTERVAL="3600",
+        OUTBOX_WAKEUP="off",  # the relay stays idle: outbox rows are what these tests read
         SCHEDULER_INTERVAL="3600",
     )
     for tenant_claim, expected in (({"tenant_id": "tenant-m"}, "tenant-m"), ({}, DEFAULT_TENANT)):

@@ -77,6 +77,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     rate_limit_per_minute: int = 0
     outbox_relay_interval: float = 1.0
+    # Wake the relay from writes (in-process) and, per OUTBOX_LISTEN, from LISTEN/NOTIFY.
+    outbox_wakeup: bool = True
+    outbox_listen: str = "auto"  # auto (off behind a transaction pooler) | on | off
     scheduler_interval: float = 5.0
     data_dir: Path = Path(".taskflow-dev")
     # Injectable for tests: the clock every service uses.
@@ -145,6 +148,8 @@ class Settings:
             max_body_bytes=int(e.get("MAX_BODY_BYTES", d.max_body_bytes)),
             rate_limit_per_minute=int(e.get("RATE_LIMIT_PER_MINUTE", d.rate_limit_per_minute)),
             outbox_relay_interval=float(e.get("OUTBOX_RELAY_INTERVAL", d.outbox_relay_interval)),
+            outbox_wakeup=_bool(e.get("OUTBOX_WAKEUP"), default=True),
+            outbox_listen=e.get("OUTBOX_LISTEN", d.outbox_listen).strip().lower() or "auto",
             scheduler_interval=float(e.get("SCHEDULER_INTERVAL", d.scheduler_interval)),
             data_dir=Path(e.get("TASKFLOW_DATA_DIR", str(d.data_dir))),
         )
@@ -164,6 +169,8 @@ class Settings:
             raise ConfigError("DEV_ISSUER=true is refused when ENV=production")
         if self.log_format not in {"json", "console"}:
             raise ConfigError("LOG_FORMAT must be 'json' or 'console'")
+        if self.outbox_listen not in {"auto", "on", "off"}:
+            raise ConfigError("OUTBOX_LISTEN must be 'auto', 'on' or 'off'")
         if not 0 <= self.db_pool_min_size <= self.db_pool_max_size:
             raise ConfigError("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE")
         self._validate_token_claims()

@@ -91,11 +91,12 @@ key.
 ## Audit follows writes
 
 Each write stores its audit event in the same transaction (an outbox), and a relay delivers
-it to the audit service in the background. `GET /api/tasks/{{task_id}}/audit` and
-`GET /api/projects/{{project_id}}/audit` therefore show a write a short moment after it was
-answered, not always at once: when you need the entry, poll briefly (the relay looks for new
-events at least every `OUTBOX_RELAY_INTERVAL` seconds, 1 by default). Writes never wait for
-the audit service; while it is down, events wait in the outbox and none is lost.
+it to the audit service in the background, woken by the write itself. `GET
+/api/tasks/{{task_id}}/audit` and `GET /api/projects/{{project_id}}/audit` therefore show a
+write a few tens of milliseconds after it was answered, not always at once: when you need the
+entry, poll briefly (should the wake-up be off, the relay looks for new events at least every
+`OUTBOX_RELAY_INTERVAL` seconds, 1 by default). Writes never wait for the audit service; while
+it is down, events wait in the outbox and none is lost.
 """
 
 

@@ -25,6 +25,7 @@ from .events.reminders import reminder_work
 from .internal.resources import internal_routes
 from .members.resources import member_routes
 from .outbox.relay import outbox_backlog, relay_work
+from .outbox.wakeup import OutboxWakeup, WakeOnWrite
 from .projects.resources import project_routes
 from .recurrence.scheduler import due_date_spawner
 from .tasks.routes import task_routes
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         await authenticator.close()
         await http.aclose()
 
+    # A write answered wakes this replica's relay at once (polling stays the fallback).
+    wakeup = OutboxWakeup(enabled=settings.outbox_wakeup)
     lifecycle = Lifecycle(
         pool,
         on_startup=[authenticator.start],
@@ -58,7 +61,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             due_date_spawner(pool, settings),
             # The relay makes its own client: it carries the tasks service's credential for
             # the audit service, which the shared client (also used towards the SSO) must not.
-            relay_work(settings, pool),
+            *relay_work(settings, pool, wakeup=wakeup),
             # Events: more consumers of the outbox, each with its own cursor (issue 18).
             notify_work(events, pool),
             webhook_work(events, pool),
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             *chat_routes(),
         ],
         lifecycle=lifecycle,
+        middleware=[WakeOnWrite(wakeup)],
         authenticator=authenticator,
         readiness=[functools.partial(outbox_backlog, pool)],
     )

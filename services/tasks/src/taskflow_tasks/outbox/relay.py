@@ -14,6 +14,10 @@ transaction open across the HTTP call):
    malformed, with the reason kept in ``last_error``); on failure keep the claim for the backoff
    delay (exponential, capped, with jitter), so every replica waits, and log the backlog.
 
+Rounds follow each other at once while there is work; idle, the relay waits for a wake-up (a
+write answered by this replica, a ``NOTIFY taskflow_outbox``: see ``wakeup``) or, failing one,
+``OUTBOX_RELAY_INTERVAL``.
+
 A relay that dies mid-batch leaves a claim that expires; the batch is then posted again, and the
 audit service acknowledges the events it already has as duplicates (idempotent on event_id).
 
@@ -42,11 +46,14 @@ from taskflow_core.service import BackgroundWork
 
 from .rules import Acknowledgement, Backoff, read_acknowledgement
 from .store import backlog, claim_batch, hold_claim, mark_delivered, prune_delivered
+from .wakeup import OutboxWakeup, listen_enabled, listener_work
 
 log = structlog.get_logger("taskflow.outbox")
 
 INGEST_PATH = "/internal/audit/events"
-BATCH_SIZE = 100
+# The audit service takes up to 1,000 events a request (taskflow_audit.events.MAX_BATCH); one
+# batch is in flight across all replicas, so its size sets the drain rate (bench/relay_drain.py).
+BATCH_SIZE = 1000
 BACKLOG_LOG_INTERVAL = 10.0
 RETENTION = timedelta(days=7)
 PRUNE_INTERVAL = 600.0
@@ -64,8 +71,10 @@ class OutboxRelay:
         http: httpx.AsyncClient,
         *,
         batch_size: int = BATCH_SIZE,
+        wakeup: OutboxWakeup | None = None,
     ) -> None:
         self.pool = pool
+        self.wakeup = wakeup or OutboxWakeup(enabled=False)
         self.http = http
         self.url = settings.audit_url.rstrip("/") + INGEST_PATH
         self.interval = max(0.05, settings.outbox_relay_interval)
@@ -82,15 +91,19 @@ class OutboxRelay:
         self._last_prune = 0.0
 
     async def run_forever(self) -> None:
+        """Deliver until nothing is pending, then wait for a wake-up (a write of this replica,
+        a NOTIFY) or the poll interval. After a delivered batch it claims again at once: events
+        committed meanwhile, also by replicas that found this relay's claim live, go next."""
         while True:
+            self.wakeup.clear()  # before the claim: a wake during this round is kept
             try:
                 settled = await self.deliver_once()
             except DATABASE_OUTAGE_ERRORS as exc:
                 await self._back_off(f"database unavailable: {type(exc).__name__}")
                 continue
-            if settled < self.batch_size:
+            if settled == 0:
                 await self._maybe_prune()
-                await asyncio.sleep(self.interval)
+                await self.wakeup.wait(self.interval)
 
     async def deliver_once(self) -> int:
         """Claim, post and acknowledge one batch; the number of events it settled."""
@@ -150,9 +163,11 @@ class OutboxRelay:
         await asyncio.sleep(delay)
 
     async def _post(self, batch: list[dict[str, Any]]) -> Acknowledgement:
+        # The payloads are JSON text as stored: joined, not parsed and encoded again.
+        body = '{"events":[' + ",".join(row["payload"] for row in batch) + "]}"
         try:
             response = await self.http.post(
-                self.url, json={"events": [row["payload"] for row in batch]}
+                self.url, content=body.encode(), headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"audit service unreachable: {type(exc).__name__}") from exc
@@ -200,11 +215,15 @@ def relay_work(
     settings: Settings,
     pool: psycopg_pool.AsyncConnectionPool,
     http_client: httpx.AsyncClient | None = None,
-) -> BackgroundWork:
-    """The relay as the tasks app's background work.
+    wakeup: OutboxWakeup | None = None,
+) -> list[BackgroundWork]:
+    """The relay as the tasks app's background work (with its LISTEN connection, when
+    ``OUTBOX_LISTEN`` allows one; see ``wakeup``).
 
     ``http_client`` must carry the tasks service's credential for the audit service; by default
-    the relay makes that one client itself (and closes it when the app stops)."""
+    the relay makes that one client itself (and closes it when the app stops). ``wakeup`` is
+    what the app's :class:`~.wakeup.WakeOnWrite` sets."""
+    wakeup = wakeup or OutboxWakeup(enabled=settings.outbox_wakeup)
 
     async def run() -> None:
         own = http_client is None
@@ -213,9 +232,12 @@ def relay_work(
             credentials=service_credentials_hook(settings, caller="tasks", audience="audit"),
         )
         try:
-            await OutboxRelay(settings, pool, http).run_forever()
+            await OutboxRelay(settings, pool, http, wakeup=wakeup).run_forever()
         finally:
             if own:
                 await http.aclose()
 
-    return BackgroundWork("outbox-relay", run)
+    work = [BackgroundWork("outbox-relay", run)]
+    if listen_enabled(settings):
+        work.append(listener_work(settings, wakeup))
+    return work
