@@ -156,7 +156,9 @@ def test_try_it_out_create_a_task_with_its_example_answers_201(
     """Issue #17: "Create a task", Try it out, its pre-filled example body unchanged, Execute:
     Swagger UI shows the 201 and the new task. Screenshots: docs-create-task-example.png (the
     example as offered) and docs-create-task-201.png (the answer)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -184,25 +186,44 @@ def test_try_it_out_create_a_task_with_its_example_answers_201(
     block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     try_out = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".try-out__btn"))
     driver.execute_script("arguments[0].click();", try_out)
-    project_input = wait.until(
-        lambda d: block.find_element(
-            By.CSS_SELECTOR, "tr[data-param-name='project_id'] input[type='text']"
-        )
-    )
-    project_input.send_keys(str(project_id))
     body = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".body-param textarea"))
     offered = body.get_attribute("value") or ""
     assert "Write the release notes" in offered, offered
     assert "9223372036854776000" not in offered and "assignee_id" not in offered, offered
-    driver.save_screenshot(str(ARTIFACTS / "docs-create-task-example.png"))
 
-    execute = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".execute"))
-    driver.execute_script("arguments[0].click();", execute)
-    status = wait.until(
-        lambda d: block.find_element(
-            By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+    # Type the project id and Execute. Swagger UI re-renders the form after "Try it out"; keys
+    # typed into the old input are shown but not taken ("Required field is not provided"), so
+    # a refused attempt is typed again, as a user would.
+    status = None
+    for _attempt in range(3):
+        project_input = wait.until(
+            lambda d: block.find_element(
+                By.CSS_SELECTOR, "tr[data-param-name='project_id'] input[type='text']"
+            )
         )
-    )
+        project_input.clear()
+        project_input.send_keys(str(project_id), Keys.TAB)
+        driver.save_screenshot(str(ARTIFACTS / "docs-create-task-example.png"))
+        had_errors = bool(block.find_elements(By.CSS_SELECTOR, ".validation-errors"))
+        execute = wait.until(lambda d: block.find_element(By.CSS_SELECTOR, ".execute"))
+        driver.execute_script("arguments[0].click();", execute)
+
+        def settled(d: object, had_errors: bool = had_errors) -> list | bool:
+            found = block.find_elements(
+                By.CSS_SELECTOR, ".live-responses-table .response .response-col_status"
+            )
+            errors = block.find_elements(By.CSS_SELECTOR, ".validation-errors")
+            return found or (errors if errors and not had_errors else False)
+
+        try:
+            outcome = WebDriverWait(driver, 5 if had_errors else WAIT_S).until(settled)
+        except TimeoutException:
+            continue
+        if "response-col_status" in (outcome[0].get_attribute("class") or ""):
+            status = outcome[0]
+            break
+    driver.save_screenshot(str(ARTIFACTS / "docs-create-task-201.png"))
+    assert status is not None, "Swagger UI never sent the request"
     answer = wait.until(
         lambda d: block.find_element(
             By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
