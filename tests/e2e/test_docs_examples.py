@@ -2,7 +2,7 @@
 through the gateway (what Swagger UI's "Try it out" sends): each is accepted (2xx) or refused
 with a business-rule answer the operation documents (say, 400 "Worker 12 is not a member of
 this project"), never a 422, a 415 or a 5xx. Path parameters name real objects of a seeded
-user: a project, a task in it, an agent and the agent's membership."""
+user: a project, a task in it, an agent, the agent's membership and a webhook."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ MUST_SUCCEED = {"createProject", "updateProject", "createTask", "updateTask", "c
 
 
 def seed(stack: Stack, token: str) -> dict[str, int]:
-    """A project, a task in it, an agent and its membership of the project: ids for paths."""
+    """A project, a task in it, an agent, its membership of the project and a webhook: ids
+    for paths."""
     with stack.client(token) as api:
         project = api.post(
             "/api/projects", json={"slug": f"ex-{uuid.uuid4().hex[:8]}", "name": "Ex"}
@@ -40,11 +41,14 @@ def seed(stack: Stack, token: str) -> dict[str, int]:
         aid = agent.json()["id"]
         member = api.post(f"/api/projects/{pid}/members", json={"agent_id": aid})
         assert member.status_code == 201, member.text
+        hook = api.post(f"/api/projects/{pid}/webhooks", json={"url": "http://127.0.0.1:9/ex"})
+        assert hook.status_code == 201, hook.text
     return {
         "project_id": pid,
         "task_id": task.json()["id"],
         "agent_id": aid,
         "member_id": member.json()["id"],
+        "webhook_id": hook.json()["id"],
     }
 
 

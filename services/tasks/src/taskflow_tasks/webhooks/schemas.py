@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import fields, validate
 from taskflow_core.schemas import StrictBoolean, StrictSchema, UTCDateTime
 
@@ -18,6 +20,13 @@ _events = fields.List(
 
 
 class WebhookCreateSchema(StrictSchema):
+    # The request-body example of the OpenAPI document (Swagger UI's "Try it out").
+    openapi_example: ClassVar[dict[str, Any]] = {
+        "url": "https://hooks.example.com/taskflow",
+        "events": ["task.created", "task.completed"],
+        "description": "Team chat notifications",
+    }
+
     url = fields.String(
         required=True,
         validate=validate.Length(min=1, max=URL_MAX),
@@ -39,6 +48,8 @@ class WebhookCreateSchema(StrictSchema):
 
 
 class WebhookUpdateSchema(StrictSchema):
+    openapi_example: ClassVar[dict[str, Any]] = {"active": False}
+
     url = fields.String(validate=validate.Length(min=1, max=URL_MAX))
     events = _events
     active = StrictBoolean(metadata={"description": "false pauses deliveries; true resumes"})
