@@ -10,6 +10,17 @@ from taskflow_core.schemas import StrictBoolean, StrictSchema, UTCDateTime
 from .rules import ALL_EVENTS
 
 URL_MAX = 2000
+# What the SSRF guard's form check accepts (ssrf.check_form), said in the OpenAPI document: an
+# http(s) URL naming a host by letters, digits, dots and hyphens (no credentials), an optional
+# port (0-65535), then a path. Where the host resolves is checked apart
+# (422 naming the address).
+_PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:" + _PORT + r")?(/[^\x00]*)?$"
+_url_form = validate.Regexp(
+    URL_PATTERN,
+    error="must be an http or https URL: a host of letters, digits, dots and hyphens, an"
+    " optional port, then a path (no credentials)",
+)
 DESCRIPTION_MAX = 500
 
 _events = fields.List(
@@ -29,7 +40,7 @@ class WebhookCreateSchema(StrictSchema):
 
     url = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=URL_MAX),
+        validate=[validate.Length(min=1, max=URL_MAX), _url_form],
         metadata={
             "description": "http(s) URL; 422 when it resolves to a loopback, private, "
             "link-local or metadata address (unless WEBHOOK_ALLOW_PRIVATE=true)"
@@ -50,7 +61,7 @@ class WebhookCreateSchema(StrictSchema):
 class WebhookUpdateSchema(StrictSchema):
     openapi_example: ClassVar[dict[str, Any]] = {"active": False}
 
-    url = fields.String(validate=validate.Length(min=1, max=URL_MAX))
+    url = fields.String(validate=[validate.Length(min=1, max=URL_MAX), _url_form])
     events = _events
     active = StrictBoolean(metadata={"description": "false pauses deliveries; true resumes"})
     description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
