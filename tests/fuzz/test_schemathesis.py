@@ -23,7 +23,6 @@ from tests.fuzz.support import (
     MAX_EXAMPLES,
     SEED,
     HealthWatchdog,
-    ServeAll,
     failures_section,
     keep_output,
     replay_hint,
@@ -31,6 +30,7 @@ from tests.fuzz.support import (
 )
 from tests.reliability.stack import User, create_project, create_task, new_user
 from tests.support.issuer import TestIssuer, generate_key
+from tests.support.processes import ServeAll
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,72 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+
+# Settings a developer's shell may carry that would change what `serve all` is given.
+_SCRUBBED = (
+    "TASKS_URL",
+    "AUDIT_URL",
+    "AUTH_VERIFIER_URL",
+    "JWKS_URL",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "SERVICE_SECRET",
+    "DEV_MODE",
+    "DEV_ISSUER",
+    "ENV",
+)
+
+
+@dataclass
+class ServeAll:
+    """``taskflow serve all`` as a real process: the three apps, their relay and scheduler
+    behind one port (so a stall anywhere stalls /health too). Started is when ``ready_path``
+    answers 200."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    ready_path: str = "/health/ready"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServeAll:
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env.update(self.env)
+        command = ["serve", "all", "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "taskflow_cli.main", *command],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve all exited: {self.log_tail()}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"serve all did not become ready in {timeout}s: {self.log_tail()}")
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
