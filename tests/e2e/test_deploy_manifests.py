@@ -200,9 +200,10 @@ def test_a_service_image_environment_runs_its_app_alone(name: str, tmp_path: Pat
     import shutil
     import subprocess
 
-    uv = shutil.which("uv")
+    # `uv run` names itself in $UV (the uv uvw fetched is on no PATH).
+    uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
-        pytest.skip("uv is not on PATH")
+        pytest.skip("uv is not on PATH (and the tests were not started by `uv run`)")
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     env.pop("VIRTUAL_ENV", None)
