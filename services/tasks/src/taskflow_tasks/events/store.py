@@ -44,6 +44,14 @@ async def lock_consumer(conn: Conn, name: str) -> bool:
     return bool(row and row["mine"])
 
 
+async def next_rows(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
+    """Inside a transaction: consumer ``name``'s next outbox rows (``read_after``), or [] when
+    another replica is that consumer now (``lock_consumer``)."""
+    if not await lock_consumer(conn, name):
+        return []
+    return await read_after(conn, name, limit)
+
+
 async def lease(conn: Conn, name: str, until: timedelta) -> bool:
     """Take consumer ``name``'s lease (for a consumer that calls out over HTTP)."""
     cur = await conn.execute(

@@ -23,9 +23,7 @@ BATCH = 500
 async def fan_out_once(pool: psycopg_pool.AsyncConnectionPool) -> int:
     """Handle the next batch of outbox rows; the number of rows handled."""
     async with transaction(pool) as conn:
-        if not await events.lock_consumer(conn, NAME):
-            return 0
-        rows = await events.read_after(conn, NAME, BATCH)
+        rows = await events.next_rows(conn, NAME, BATCH)
         if not rows:
             return 0
         if await webhooks.any_active(conn):
