@@ -57,6 +57,13 @@ def _delivery(row: dict[str, Any]) -> dict[str, Any]:
     return dict(DELIVERY_READ.dump(row))
 
 
+def _answer(resp: Response, row: dict[str, Any] | None) -> None:
+    """The webhook as read, or 404 when the project has no such webhook."""
+    if row is None:
+        raise NotFound(WEBHOOK_NOT_FOUND)
+    resp.media = WEBHOOK_READ.dump(row)
+
+
 class WebhookCollection(WebhookResource):
     async def on_get(self, req: Request, resp: Response, project_id: str) -> None:
         pid = parse_id(project_id, "project_id")
@@ -92,9 +99,7 @@ class WebhookItem(WebhookResource):
         async with self.deps.reading(req) as (conn, caller):
             await access.project_for_owner(conn, caller, pid, OWNER_ONLY)
             row = await store.get(conn, pid, wid)
-        if row is None:
-            raise NotFound(WEBHOOK_NOT_FOUND)
-        resp.media = WEBHOOK_READ.dump(row)
+        _answer(resp, row)
 
     async def on_patch(
         self, req: Request, resp: Response, project_id: str, webhook_id: str
@@ -111,9 +116,7 @@ class WebhookItem(WebhookResource):
                 row = await store.update(conn, pid, wid, changes, self.deps.settings.clock())
             else:
                 row = await store.get(conn, pid, wid)
-        if row is None:
-            raise NotFound(WEBHOOK_NOT_FOUND)
-        resp.media = WEBHOOK_READ.dump(row)
+        _answer(resp, row)
 
     async def on_delete(
         self, req: Request, resp: Response, project_id: str, webhook_id: str
