@@ -87,6 +87,10 @@ class Importer:
                     )
                 )
                 return self.outcome
+            # A run writing this file now commits its chunks under the same lock: holding it
+            # here, what is recorded and which projects are live are read from one state (two
+            # runs at once: the second saw a project live but not yet recorded).
+            await ledger.lock(conn, self.tenant, self.fingerprint)
             self._remember(await ledger.recorded(conn, self.tenant, self.fingerprint))
             self.outcome.previously_completed = await ledger.completed_at(
                 conn, self.tenant, self.fingerprint
