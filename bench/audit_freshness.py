@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.load import percentile
-from bench.procs import BenchError, ProcessRegistry, exclusive_run, free_port, wait_until_healthy
+from bench.procs import BenchError, ProcessRegistry, free_port, run_exclusively, wait_until_healthy
 from bench.seed import bench_token
 from bench.stack import REPO_ROOT, SERVICE_NAMES, Stack, admin_url, migrate, recreate_database
 from tests.support.issuer import TestIssuer
@@ -214,15 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with exclusive_run(say=log):
-            return run(args)
-    except BenchError as exc:
-        print(f"audit_freshness: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("audit_freshness: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+    return run_exclusively("audit_freshness", lambda: run(args), say=log)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ import psycopg
 from bench.procs import (
     BenchError,
     ProcessRegistry,
-    exclusive_run,
     pin_self_to_driver_cpu,
+    run_exclusively,
 )
 from bench.seed import BENCH_TENANT, task_body
 from bench.stack import REPO_ROOT, SERVICE_NAMES, Stack, admin_url, migrate, recreate_database
@@ -523,15 +523,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with exclusive_run(say=log):
-            return run(args)
-    except BenchError as exc:
-        print(f"load: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("load: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+    return run_exclusively("load", lambda: run(args), say=log)
 
 
 if __name__ == "__main__":

@@ -291,3 +291,17 @@ def uvicorn_argv(
         "--http",
         http,
     ]
+
+
+def run_exclusively(name: str, run: Callable[[], int], say: Callable[[str], None] = print) -> int:
+    """A bench script's main: ``run`` alone on the machine (``exclusive_run``); a BenchError is
+    exit 2 with its message, Ctrl-C exit 130 (every process the run started is stopped)."""
+    try:
+        with exclusive_run(say=say):
+            return run()
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; every process it started was stopped", file=sys.stderr)
+        return 130

@@ -42,8 +42,8 @@ from bench.procs import (
     BenchError,
     Managed,
     ProcessRegistry,
-    exclusive_run,
     free_port,
+    run_exclusively,
     uvicorn_argv,
     wait_until_healthy,
 )
@@ -398,15 +398,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with exclusive_run(say=log):
-            return run(args)
-    except BenchError as exc:
-        print(f"relay_drain: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("relay_drain: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+    return run_exclusively("relay_drain", lambda: run(args), say=log)
 
 
 if __name__ == "__main__":

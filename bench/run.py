@@ -40,9 +40,9 @@ from bench.procs import (
     ProcessRegistry,
     cpu_count,
     cpu_seconds,
-    exclusive_run,
     pin_self_to_driver_cpu,
     rss_mb,
+    run_exclusively,
 )
 from bench.report import Row, markdown_table, write_results
 from bench.scenarios import CONTROL, Scenario, build_scenarios
@@ -638,15 +638,7 @@ def rebase_on_control(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with exclusive_run(say=log):
-            return run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+    return run_exclusively("bench", lambda: run(args), say=log)
 
 
 if __name__ == "__main__":

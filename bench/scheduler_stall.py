@@ -43,8 +43,8 @@ from bench.procs import (
     BenchError,
     Managed,
     ProcessRegistry,
-    exclusive_run,
     free_port,
+    run_exclusively,
     wait_until_healthy,
 )
 from bench.seed import bench_token
@@ -395,15 +395,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with exclusive_run(say=log):
-            return run(args)
-    except BenchError as exc:
-        print(f"scheduler_stall: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("scheduler_stall: interrupted; every process it started was stopped", file=sys.stderr)
-        return 130
+    return run_exclusively("scheduler_stall", lambda: run(args), say=log)
 
 
 if __name__ == "__main__":
