@@ -44,6 +44,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # As any production server does: the headers and the body go out at once, not the
+            # body 40 ms later, when the client's delayed ACK of the headers lets Nagle send it.
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
