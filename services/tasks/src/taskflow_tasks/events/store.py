@@ -15,21 +15,26 @@ from .rules import Facts
 Conn = psycopg.AsyncConnection[Any]
 Cursor = tuple[int, int]  # (txid, id) of the last row consumed
 
-# Rows are final once their transaction is older than the oldest one still running.
-_AFTER = (
-    " FROM tasks.outbox o, tasks.event_consumers c WHERE c.name = %(name)s"
-    " AND (o.txid, o.id) > (c.last_txid, c.last_id)"
-    " AND o.txid < pg_snapshot_xmin(pg_current_snapshot())"
-)
-
 
 async def read_after(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
-    """The next ``limit`` final outbox rows after consumer ``name``'s cursor."""
+    """The next ``limit`` outbox rows after consumer ``name``'s cursor that are final: their
+    transaction is older than the oldest one still running, so no row can still appear
+    before them. The cursor is read first and passed as a constant, so the outbox is
+    range-scanned from it (joined in, it was a filter over every row of the outbox)."""
     cur = await conn.execute(
-        "SELECT o.id, o.txid::text::bigint AS txid, o.payload"
-        + _AFTER
-        + " ORDER BY o.txid, o.id LIMIT %(limit)s",
-        {"name": name, "limit": limit},
+        "SELECT last_txid::text::bigint AS txid, last_id FROM tasks.event_consumers"
+        " WHERE name = %s",
+        (name,),
+    )
+    at = await cur.fetchone()
+    if at is None:
+        return []
+    cur = await conn.execute(
+        "SELECT o.id, o.txid::text::bigint AS txid, o.payload FROM tasks.outbox o"
+        " WHERE (o.txid, o.id) > (%(txid)s::text::xid8, %(id)s)"
+        " AND o.txid < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY o.txid, o.id LIMIT %(limit)s",
+        {"txid": str(at["txid"]), "id": at["last_id"], "limit": limit},
     )
     return list(await cur.fetchall())
 
@@ -78,13 +83,20 @@ async def advance(conn: Conn, name: str, to: Cursor | None, *, release: bool = F
 
 
 async def pending(conn: Conn) -> dict[str, int]:
-    """Outbox rows each consumer has not handled yet (final or not)."""
+    """Outbox rows each consumer has not handled yet (final or not), each counted from its
+    cursor as a constant (a range scan of the outbox index)."""
     cur = await conn.execute(
-        "SELECT c.name, (SELECT count(*) FROM tasks.outbox o"
-        " WHERE (o.txid, o.id) > (c.last_txid, c.last_id)) AS pending"
-        " FROM tasks.event_consumers c ORDER BY c.name"
+        "SELECT name, last_txid::text AS txid, last_id FROM tasks.event_consumers ORDER BY name"
     )
-    return {row["name"]: int(row["pending"]) for row in await cur.fetchall()}
+    found: dict[str, int] = {}
+    for consumer in await cur.fetchall():
+        counted = await conn.execute(
+            "SELECT count(*) AS n FROM tasks.outbox WHERE (txid, id) > (%s::xid8, %s)",
+            (consumer["txid"], consumer["last_id"]),
+        )
+        row = await counted.fetchone()
+        found[consumer["name"]] = int(row["n"]) if row else 0
+    return found
 
 
 def _ref(user_id: str | None, handle: str | None) -> str | None:
