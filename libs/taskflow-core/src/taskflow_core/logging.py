@@ -50,6 +50,10 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    if level > logging.DEBUG:
+        # httpx logs every request it sends at INFO (each webhook delivery, relay batch, JWKS
+        # fetch): our own lines say what matters (failures, retries, disabled endpoints).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def new_request_id() -> str:
