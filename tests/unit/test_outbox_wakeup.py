@@ -38,15 +38,31 @@ def test_an_unknown_listen_setting_is_refused() -> None:
 def test_a_wake_is_kept_until_the_relay_waits() -> None:
     async def scenario() -> tuple[bool, bool, bool]:
         wakeup = OutboxWakeup()
+        relay = wakeup.subscribe()
         wakeup.wake()  # while the relay delivers
-        kept = await wakeup.wait(0.01)
-        wakeup.clear()  # the next round starts
-        quiet = await wakeup.wait(0.01)
+        kept = await relay.wait(0.01)
+        relay.clear()  # the next round starts
+        quiet = await relay.wait(0.01)
         off = OutboxWakeup(enabled=False)
+        signal = off.subscribe()
         off.wake()
-        return kept, quiet, await off.wait(0.01)
+        return kept, quiet, await signal.wait(0.01)
 
     assert asyncio.run(scenario()) == (True, False, False)
+
+
+def test_one_wake_reaches_every_reader_whatever_the_others_did() -> None:
+    """The relay, the notify publisher and the webhook worker each keep the wake-up until they
+    look: one reader clearing its signal (starting its round) does not swallow another's."""
+
+    async def scenario() -> list[bool]:
+        wakeup = OutboxWakeup()
+        relay, notify, webhooks = (wakeup.subscribe() for _ in range(3))
+        wakeup.wake()
+        relay.clear()
+        return [await relay.wait(0.01), await notify.wait(0.01), await webhooks.wait(0.01)]
+
+    assert asyncio.run(scenario()) == [False, True, True]
 
 
 class Resource:
@@ -73,8 +89,9 @@ class Resource:
 )
 def test_which_answers_wake_the_relay(method: str, status: int | None, wakes: bool) -> None:
     wakeup = OutboxWakeup()
+    relay = wakeup.subscribe()
     app = falcon.asgi.App(middleware=[WakeOnWrite(wakeup)])
     app.add_route("/r", Resource())
     query = f"status={status}" if status else None
     falcon.testing.TestClient(app).simulate_request(method, "/r", query_string=query)
-    assert wakeup._event.is_set() is wakes
+    assert asyncio.run(relay.wait(0)) is wakes

@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         await authenticator.close()
         await http.aclose()
 
-    # A write answered wakes this replica's relay at once (polling stays the fallback).
+    # A write answered (a spawn, a reminder sent) wakes this replica's relay and event
+    # consumers at once (polling stays the fallback).
     wakeup = OutboxWakeup(enabled=settings.outbox_wakeup)
     lifecycle = Lifecycle(
         pool,
@@ -58,14 +59,14 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         on_shutdown=[close_clients],
         background=[
             idempotency_purge(deps),
-            due_date_spawner(pool, settings),
+            due_date_spawner(pool, settings, wakeup),
             # The relay makes its own client: it carries the tasks service's credential for
             # the audit service, which the shared client (also used towards the SSO) must not.
             *relay_work(settings, pool, wakeup=wakeup),
             # Events: more consumers of the outbox, each with its own cursor (issue 18).
-            notify_work(events, pool),
-            webhook_work(events, pool),
-            reminder_work(events, pool, settings.clock),
+            notify_work(events, pool, wakeup),
+            webhook_work(events, pool, wakeup),
+            reminder_work(events, pool, settings.clock, wakeup),
         ],
     )
     app = build_app(

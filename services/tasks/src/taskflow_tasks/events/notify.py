@@ -25,9 +25,11 @@ import structlog
 from taskflow_core.db import DATABASE_OUTAGE_ERRORS, transaction
 from taskflow_core.service import BackgroundWork
 
+from ..outbox.wakeup import OutboxWakeup
 from . import store
 from .config import EventSettings
 from .metrics import EVENT_METRICS
+from .pacing import Pacer
 from .rules import Event, events_of
 
 log = structlog.get_logger("taskflow.events")
@@ -58,10 +60,12 @@ class Publisher:
         settings: EventSettings,
         pool: psycopg_pool.AsyncConnectionPool,
         http: httpx.AsyncClient,
+        wakeup: OutboxWakeup,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.http = http
+        self.pacer = Pacer(wakeup, settings.poll_interval)
         self.lease = timedelta(seconds=max(30.0, 4 * settings.publish_timeout))
         self.failures = 0
 
@@ -71,6 +75,7 @@ class Publisher:
 
     async def run_forever(self) -> None:
         while True:
+            self.pacer.begin()
             try:
                 handled = await self.publish_once()
             except DATABASE_OUTAGE_ERRORS as exc:
@@ -78,7 +83,7 @@ class Publisher:
                 handled = 0
             if handled < BATCH:
                 await refresh_pending(self.pool)
-                await asyncio.sleep(self.settings.poll_interval)
+                await self.pacer.idle()
 
     async def publish_once(self) -> int:
         """Publish the next batch; the number of outbox rows handled (0 if none or failed)."""
@@ -167,11 +172,13 @@ class PublishFailed(Exception):
     """The notification service (or the Dapr sidecar) did not accept an event."""
 
 
-def notify_work(settings: EventSettings, pool: psycopg_pool.AsyncConnectionPool) -> BackgroundWork:
+def notify_work(
+    settings: EventSettings, pool: psycopg_pool.AsyncConnectionPool, wakeup: OutboxWakeup
+) -> BackgroundWork:
     """The notify consumer as background work of the tasks app (its own HTTP client)."""
 
     async def run() -> None:
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            await Publisher(settings, pool, http).run_forever()
+            await Publisher(settings, pool, http, wakeup).run_forever()
 
     return BackgroundWork("events-notify", run)

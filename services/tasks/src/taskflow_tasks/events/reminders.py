@@ -25,6 +25,7 @@ import structlog
 from taskflow_core.db import DATABASE_OUTAGE_ERRORS, transaction
 from taskflow_core.service import BackgroundWork
 
+from ..outbox.wakeup import OutboxWakeup
 from . import store
 from .config import EventSettings
 
@@ -149,14 +150,17 @@ def reminder_work(
     settings: EventSettings,
     pool: psycopg_pool.AsyncConnectionPool,
     clock: Callable[[], datetime],
+    wakeup: OutboxWakeup,
 ) -> BackgroundWork:
-    """Planning and sending reminders as background work of the tasks app."""
+    """Planning and sending reminders as background work of the tasks app (a reminder sent
+    wakes the consumers that publish it)."""
 
     async def run() -> None:
         while True:
             try:
                 handled = await consume_once(pool, clock())
-                await fire_due(pool, clock())
+                if await fire_due(pool, clock()):
+                    wakeup.wake()
             except DATABASE_OUTAGE_ERRORS as exc:
                 log.warning("reminders_database_unavailable", error=type(exc).__name__)
                 handled = 0

@@ -74,7 +74,7 @@ class OutboxRelay:
         wakeup: OutboxWakeup | None = None,
     ) -> None:
         self.pool = pool
-        self.wakeup = wakeup or OutboxWakeup(enabled=False)
+        self.wakeup = (wakeup or OutboxWakeup(enabled=False)).subscribe()
         self.http = http
         self.url = settings.audit_url.rstrip("/") + INGEST_PATH
         self.interval = max(0.05, settings.outbox_relay_interval)

@@ -1,11 +1,14 @@
-"""Waking the outbox relay when there is something to deliver, instead of waiting for its poll.
+"""Waking the outbox's readers (the relay, and the event consumers that publish to the
+notification service and to webhooks) when there is something to read, instead of waiting for
+their poll.
 
-Two sources, both optional, polling (``OUTBOX_RELAY_INTERVAL``) stays the fallback:
+Two sources, both optional, polling (``OUTBOX_RELAY_INTERVAL``, ``EVENTS_POLL_INTERVAL``) stays
+the fallback:
 
-- **in-process**: :class:`WakeOnWrite` sets the replica's :class:`OutboxWakeup` when a write
+- **in-process**: :class:`WakeOnWrite` wakes the replica's :class:`OutboxWakeup` when a write
   request (POST/PUT/PATCH/DELETE) is answered with a 2xx/3xx. Its transaction, and so its outbox
   event, committed before the response was built, so the relay of the replica that took the
-  write claims the event while the response is being sent.
+  write claims the event while the response is being sent (and the webhooks fan it out).
 - **LISTEN** on :data:`CHANNEL`, on a connection of its own outside the pool
   (:class:`OutboxListener`, reconnecting with backoff): any other writer (a ``psql`` session, a
   tool, another process) wakes every replica's relay with ``NOTIFY taskflow_outbox`` after its
@@ -44,18 +47,16 @@ RECONNECT_MAX = 30.0
 KEEPALIVE = 60.0
 
 
-class OutboxWakeup:
-    """A level-triggered signal: :meth:`wake` any number of times, the relay's next
-    :meth:`wait` returns at once. The relay calls :meth:`clear` before each claim, so a wake
-    that arrives while it delivers is never lost."""
+class WakeSignal:
+    """One reader's level-triggered signal: set any number of times, the reader's next
+    :meth:`wait` returns at once. The reader calls :meth:`clear` before each read, so a wake
+    that arrives while it works is never lost."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self._event = asyncio.Event()
 
-    def wake(self) -> None:
-        if self.enabled:
-            self._event.set()
+    def set(self) -> None:
+        self._event.set()
 
     def clear(self) -> None:
         self._event.clear()
@@ -70,8 +71,28 @@ class OutboxWakeup:
         return True
 
 
+class OutboxWakeup:
+    """What wakes the outbox's readers (the relay, and the event consumers: see
+    ``events.pacing``): each takes its own :class:`WakeSignal` with :meth:`subscribe`, and
+    :meth:`wake` sets them all. Disabled (``OUTBOX_WAKEUP=false``), readers only poll."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._signals: list[WakeSignal] = []
+
+    def subscribe(self) -> WakeSignal:
+        signal = WakeSignal()
+        self._signals.append(signal)
+        return signal
+
+    def wake(self) -> None:
+        if self.enabled:
+            for signal in self._signals:
+                signal.set()
+
+
 class WakeOnWrite:
-    """Falcon middleware: a write answered with success wakes this replica's relay."""
+    """Falcon middleware: a write answered with success wakes this replica's outbox readers."""
 
     def __init__(self, wakeup: OutboxWakeup) -> None:
         self.wakeup = wakeup

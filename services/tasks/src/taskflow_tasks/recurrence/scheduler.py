@@ -21,6 +21,7 @@ from taskflow_core.db import transaction
 from taskflow_core.service import BackgroundWork
 
 from ..outbox.events import Actor, Author
+from ..outbox.wakeup import OutboxWakeup
 from . import store
 from .spawning import spawn_next_occurrence
 
@@ -60,11 +61,15 @@ async def spawn_due(
 
 class DueDateSpawner:
     """The background loop: a round every ``settings.scheduler_interval`` seconds (the next
-    one at once while rounds come back full)."""
+    one at once while rounds come back full). A round that spawned wakes the outbox's readers,
+    as an answered write does: its events go to audit, webhooks and notifications at once."""
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> None:
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool, settings: Settings, wakeup: OutboxWakeup
+    ) -> None:
         self.pool = pool
         self.settings = settings
+        self.wakeup = wakeup
 
     async def run(self) -> None:
         while True:
@@ -72,6 +77,7 @@ class DueDateSpawner:
             try:
                 handled = await spawn_due(self.pool, self.settings.clock())
                 if handled:
+                    self.wakeup.wake()
                     log.info("recurring_spawned", count=handled)
             except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
                 log.warning("scheduler_db_unavailable", error=type(exc).__name__)
@@ -82,6 +88,8 @@ class DueDateSpawner:
         return BackgroundWork("recurring-due-date-spawner", self.run)
 
 
-def due_date_spawner(pool: psycopg_pool.AsyncConnectionPool, settings: Settings) -> BackgroundWork:
+def due_date_spawner(
+    pool: psycopg_pool.AsyncConnectionPool, settings: Settings, wakeup: OutboxWakeup
+) -> BackgroundWork:
     """The ``BackgroundWork`` to add to the tasks service's lifecycle."""
-    return DueDateSpawner(pool, settings).background_work()
+    return DueDateSpawner(pool, settings, wakeup).background_work()

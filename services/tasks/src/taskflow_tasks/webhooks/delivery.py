@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -26,7 +28,9 @@ from taskflow_core.service import BackgroundWork
 from ..events.config import EventSettings
 from ..events.metrics import EVENT_METRICS
 from ..events.notify import refresh_pending
+from ..events.pacing import Pacer
 from ..outbox.events import Actor, record_event
+from ..outbox.wakeup import OutboxWakeup
 from . import rules, store
 from .fanout import BATCH, fan_out_once
 from .ssrf import UnsafeURL, check_url
@@ -36,6 +40,48 @@ log = structlog.get_logger("taskflow.webhooks")
 PER_ENDPOINT = 16
 TICK = 0.01
 SYSTEM = Actor(None, None, "system")
+CLIENT_IDLE = 300.0  # seconds before an endpoint's unused client (its connections) is closed
+
+
+class EndpointClients:
+    """One HTTP client per endpoint origin, each pooling at most ``PER_ENDPOINT`` connections:
+    no redirects followed, no credentials of ours.
+
+    httpx looks at every connection of its pool each time it places a request; one pool over
+    every endpoint's connections made that the largest cost of a delivery (62 % of the worker's
+    CPU while draining a backlog to three endpoints)."""
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
+        self.used: dict[tuple[str, str, int | None], float] = {}
+
+    def for_url(self, url: str) -> httpx.AsyncClient:
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port)
+        client = self.clients.get(origin)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=PER_ENDPOINT, max_keepalive_connections=PER_ENDPOINT
+            )
+            client = httpx.AsyncClient(follow_redirects=False, limits=limits)
+            self.clients[origin] = client
+        self.used[origin] = time.monotonic()
+        return client
+
+    async def close_idle(self) -> None:
+        """Close the clients of origins unused for ``CLIENT_IDLE`` s (a delivery takes at
+        most ``WEBHOOK_TIMEOUT``)."""
+        now = time.monotonic()
+        for origin, last in list(self.used.items()):
+            if now - last > CLIENT_IDLE:
+                del self.used[origin]
+                await self.clients.pop(origin).aclose()
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+        self.used.clear()
 
 
 class DeliveryWorker:
@@ -43,11 +89,13 @@ class DeliveryWorker:
         self,
         settings: EventSettings,
         pool: psycopg_pool.AsyncConnectionPool,
-        http: httpx.AsyncClient,
+        clients: EndpointClients,
+        wakeup: OutboxWakeup,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.http = http
+        self.clients = clients
+        self.pacer = Pacer(wakeup, settings.poll_interval)
         self.lease = timedelta(seconds=settings.webhook_timeout * 3 + 30)
         self.inflight: set[asyncio.Task[None]] = set()
         self.succeeded: list[tuple[dict[str, Any], int]] = []
@@ -56,26 +104,21 @@ class DeliveryWorker:
     async def run_forever(self) -> None:
         try:
             while True:
+                self.pacer.begin()
                 try:
                     fanned = await fan_out_once(self.pool)
                     await self.flush()
-                    claimed = await self.start_due()
+                    await self.start_due()
                 except DATABASE_OUTAGE_ERRORS as exc:
                     log.warning("webhooks_database_unavailable", error=type(exc).__name__)
-                    fanned = claimed = 0
+                    fanned = 0
                 if fanned >= BATCH:
                     continue
                 await refresh_pending(self.pool)
-                if self.inflight:
-                    done, _ = await asyncio.wait(
-                        self.inflight,
-                        timeout=self.settings.poll_interval,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    if done:  # gather a few more answers: one claim and one settle for all
-                        await asyncio.sleep(TICK)
-                elif not claimed:
-                    await asyncio.sleep(self.settings.poll_interval)
+                await self.clients.close_idle()
+                woken = await self.pacer.idle(self.inflight)
+                if not woken and self.inflight:  # gather a few more answers: one settle for all
+                    await asyncio.sleep(TICK)
         finally:
             for task in self.inflight:
                 task.cancel()
@@ -131,7 +174,7 @@ class DeliveryWorker:
         now = datetime.now(UTC)
         headers = rules.headers(delivery["secret"], delivery["message_id"], now, body)
         try:
-            response = await self.http.post(
+            response = await self.clients.for_url(url).post(
                 url, content=body, headers=headers, timeout=self.settings.webhook_timeout
             )
         except httpx.HTTPError as exc:
@@ -198,13 +241,16 @@ class DeliveryWorker:
         log.warning("webhook_disabled", webhook_id=webhook_id, reason=reason)
 
 
-def webhook_work(settings: EventSettings, pool: psycopg_pool.AsyncConnectionPool) -> BackgroundWork:
-    """Fan-out and delivery as background work of the tasks app (its own HTTP client: no
-    redirects, no credentials of ours)."""
+def webhook_work(
+    settings: EventSettings, pool: psycopg_pool.AsyncConnectionPool, wakeup: OutboxWakeup
+) -> BackgroundWork:
+    """Fan-out and delivery as background work of the tasks app (its own HTTP clients)."""
 
     async def run() -> None:
-        limits = httpx.Limits(max_connections=settings.webhook_concurrency * 2)
-        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as http:
-            await DeliveryWorker(settings, pool, http).run_forever()
+        clients = EndpointClients()
+        try:
+            await DeliveryWorker(settings, pool, clients, wakeup).run_forever()
+        finally:
+            await clients.aclose()
 
     return BackgroundWork("webhooks", run)
