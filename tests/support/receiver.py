@@ -26,6 +26,9 @@ class Received:
         return json.loads(self.body)
 
 
+SUCCESS = b'{"status":"SUCCESS"}'
+
+
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up (the sender timed out): nothing to report
@@ -33,12 +36,13 @@ class _QuietServer(ThreadingHTTPServer):
 
 class Receiver:
     """``with Receiver() as r:`` → ``r.url``; ``r.received`` lists what arrived (accepted or
-    not). ``r.status`` is the answer (200); ``r.answer`` may compute it per request."""
+    not). ``r.status`` is the answer (200); ``r.answer`` may compute it per request, as a status
+    or (status, body); the body is otherwise Dapr's ``{"status":"SUCCESS"}``."""
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.status = 200
-        self.answer: Callable[[Received], int] | None = None
+        self.answer: Callable[[Received], int | tuple[int, bytes]] | None = None
         self.hang = 0.0  # seconds to wait before answering (a hanging endpoint)
         self._lock = threading.Lock()
         receiver = self
@@ -58,9 +62,9 @@ class Receiver:
                     receiver.received.append(got)
                 if receiver.hang:
                     time.sleep(receiver.hang)
-                status = receiver.answer(got) if receiver.answer else receiver.status
+                answer = receiver.answer(got) if receiver.answer else receiver.status
+                status, payload = answer if isinstance(answer, tuple) else (answer, SUCCESS)
                 got.answered = status
-                payload = b'{"status":"SUCCESS"}'
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import StartService
 from tests.integration.tasks_api.conftest import MakeUser
 from tests.support.issuer import TestIssuer
-from tests.support.receiver import Receiver
+from tests.support.receiver import Received, Receiver
 
 TASK_KEYS = {
     "id", "title", "description", "status", "priority", "progress_percent", "tags", "due_date",
@@ -45,6 +45,10 @@ def tasks_url(
 
 def _events(receiver: Receiver) -> list[dict[str, Any]]:
     return [r.json() for r in receiver.received]
+
+
+def _title(got: Received) -> str:
+    return str(got.json()["data"]["data"]["task"]["title"])
 
 
 def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -145,3 +149,34 @@ def test_dapr_sidecar_publish_api(
         assert envelope["event_type"] == "task.created"
         assert envelope["data"]["task"]["title"] == "Via Dapr"
         assert envelope["data"]["user_id"] is None and envelope["data"]["actor_id"] == "dapr-user"
+
+
+def test_the_notification_service_answer_follows_dapr_subscriber_contract(
+    make_user: MakeUser, notifications: Receiver
+) -> None:
+    """The service was written for Dapr: a 404 or ``{"status": "DROP"}`` drops that event (the
+    next ones still come), ``{"status": "RETRY"}`` or a 5xx has it sent again, in order."""
+    answers = {
+        "Not for us": (404, b"not found"),
+        "Poison": (200, b'{"status": "DROP"}'),
+        "Busy": (200, b'{"status": "RETRY"}'),
+        "Down": (503, b""),
+    }
+    seen: dict[str, int] = {}
+
+    def answer(got: Received) -> tuple[int, bytes]:
+        title = got.json()["data"]["data"]["task"]["title"]
+        seen[title] = seen.get(title, 0) + 1
+        if seen[title] == 1 or title in {"Not for us", "Poison"}:
+            return answers.get(title, (200, b""))
+        return 200, b'{"status": "SUCCESS"}'
+
+    notifications.answer = answer
+    alice = make_user()
+    pid = alice.new_project()
+    for title in ["Not for us", "Poison", "Busy", "Down", "Fine"]:
+        alice.task(pid, title=title)
+    notifications.wait_for(lambda got: any(_title(g) == "Fine" for g in got))
+    assert [_title(g) for g in notifications.received] == [
+        "Not for us", "Poison", "Busy", "Busy", "Down", "Down", "Fine"
+    ]  # fmt: skip

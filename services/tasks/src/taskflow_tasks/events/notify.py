@@ -7,7 +7,8 @@
   ``/v1.0/publish/{DAPR_PUBSUB_NAME}/{topic}`` (Dapr wraps it in the CloudEvent itself);
 - neither: the cursor simply follows the outbox (nothing is sent, nothing is logged).
 
-At least once, in outbox order: the cursor moves only past what was accepted; a failure keeps
+At least once, in outbox order: the cursor moves only past what was accepted (or dropped by
+the notification service, by Dapr's subscriber contract: ``subscriber_outcome``); a failure keeps
 the rest for the next round after a backoff. The cursor is leased (no transaction stays open
 across the HTTP calls), so one replica publishes at a time.
 """
@@ -144,10 +145,19 @@ class Publisher:
         except httpx.HTTPError as exc:
             EVENT_METRICS.published(NAME, "error")
             raise PublishFailed(f"{url} unreachable: {type(exc).__name__}") from exc
-        if not 200 <= response.status_code < 300:
+        outcome = subscriber_outcome(response) if s.notify_url else _publish_outcome(response)
+        if outcome == "retry":
             EVENT_METRICS.published(NAME, "error")
-            raise PublishFailed(f"{url} answered {response.status_code}")
-        EVENT_METRICS.published(NAME, "ok")
+            raise PublishFailed(f"{url} answered {response.status_code} {response.text[:200]!r}")
+        if outcome == "drop":
+            log.warning(
+                "events_dropped_by_subscriber",
+                event_id=event.id,
+                event_type=event.type,
+                status=response.status_code,
+                body=response.text[:200],
+            )
+        EVENT_METRICS.published(NAME, "ok" if outcome == "success" else "dropped")
 
     async def _back_off(self, error: str) -> None:
         self.failures += 1
@@ -155,6 +165,29 @@ class Publisher:
         delay *= random.uniform(0.5, 1.0)
         log.warning("events_publish_failed", error=error, retry_in_s=round(delay, 2))
         await asyncio.sleep(delay)
+
+
+def subscriber_outcome(response: httpx.Response) -> str:
+    """What the notification service's answer means, by Dapr's contract for subscribers (which
+    it was written to): a 2xx is ``SUCCESS`` unless its body says ``{"status": "RETRY"}`` or
+    ``"DROP"``; a 404 drops the event (logged); anything else is retried. So one event the
+    service will never take does not hold back the others, when the service says so."""
+    status = response.status_code
+    if status == 404:
+        return "drop"
+    if not 200 <= status < 300:
+        return "retry"
+    try:
+        said = response.json().get("status")
+    except (ValueError, AttributeError):  # an empty or non-object body: success
+        return "success"
+    return {"RETRY": "retry", "DROP": "drop"}.get(str(said).upper(), "success")
+
+
+def _publish_outcome(response: httpx.Response) -> str:
+    """The Dapr sidecar's publish API: 2xx (204) published; anything else is retried (a 403 or
+    404 is a configuration to fix, and the events wait for it)."""
+    return "success" if 200 <= response.status_code < 300 else "retry"
 
 
 async def refresh_pending(pool: psycopg_pool.AsyncConnectionPool) -> None:
