@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from taskflow_core.migrations import migration_files
 
 from tests.conftest import StartService
 from tests.integration.tasks_api.conftest import MakeUser
@@ -117,3 +118,37 @@ def test_no_reminder_after_completion_or_without_a_human_assignee(
         time.sleep(0.1)
     assert db.execute("SELECT count(*) AS n FROM tasks.task_reminders").fetchone() == {"n": 0}
     assert nobody and _reminders(notifications) == []
+
+
+def test_tasks_from_before_reminders_existed_get_theirs_planned(
+    make_user: MakeUser, db: psycopg.Connection[dict[str, Any]]
+) -> None:
+    """Migration 0019 plans, by the same rules, what 0018's consumer never saw change."""
+    alice, bob = make_user(), make_user()
+    pid = alice.new_project()
+    bob_worker = alice.add_member(pid, bob)
+    now = datetime.now(UTC).replace(microsecond=0)
+    left = {"days": timedelta(days=3), "hours": timedelta(hours=5),
+            "minutes": timedelta(minutes=20), "moments": timedelta(minutes=3),
+            "too late": timedelta(seconds=30)}  # fmt: skip
+    due = {name: (now + d).isoformat() for name, d in left.items()}
+    ids = {n: alice.task(pid, title=n, assignee_id=bob_worker, due_date=due[n])["id"] for n in due}
+    later = due["days"]
+    done = alice.task(pid, title="done", assignee_id=bob_worker, due_date=later)
+    alice.patch(f"/api/tasks/{done['id']}/status", {"status": "completed"})
+    unassigned = alice.task(pid, title="nobody's", due_date=later)
+    assert _planned(db, ids["days"]) is not None
+    time.sleep(1)  # the consumer has seen every change
+    db.execute("DELETE FROM tasks.task_reminders")  # as it was before 0018
+    (sql,) = [
+        sql for version, sql in migration_files("taskflow_tasks") if version.startswith("0019")
+    ]
+    db.execute("SET search_path TO tasks, public")
+    db.execute(sql)
+    rows = {r["task_id"]: r for r in db.execute("SELECT * FROM tasks.task_reminders").fetchall()}
+    hours = [rows[ids[n]]["hours_until_due"] for n in ["days", "hours", "minutes", "moments"]]
+    assert hours == [24, 1, 0, -1]
+    assert rows[ids["days"]]["fire_at"] == now + left["days"] - timedelta(hours=24)
+    assert rows[ids["minutes"]]["fire_at"] == now + left["minutes"] - timedelta(minutes=5)
+    assert set(rows) == {ids["days"], ids["hours"], ids["minutes"], ids["moments"]}
+    assert done["id"] not in rows and unassigned["id"] not in rows
