@@ -84,7 +84,7 @@ class Publisher:
                 handled = 0
             if handled < BATCH:
                 await refresh_pending(self.pool)
-                await self.pacer.idle()
+                await self.pacer.idle(listening=self.enabled)
 
     async def publish_once(self) -> int:
         """Publish the next batch; the number of outbox rows handled (0 if none or failed)."""

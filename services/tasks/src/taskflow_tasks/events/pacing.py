@@ -17,6 +17,7 @@ from ..outbox.wakeup import OutboxWakeup
 
 SETTLE = 0.02  # seconds between the looks after a wake-up
 SETTLE_LOOKS = 5
+QUIET = 0.1  # seconds between the looks of a consumer with nobody to publish to
 
 
 class Pacer:
@@ -29,9 +30,20 @@ class Pacer:
         """Before each read: a wake-up that arrives during the round is kept."""
         self.signal.clear()
 
-    async def idle(self, busy: Set[asyncio.Task[None]] = frozenset()) -> bool:
+    async def idle(
+        self, busy: Set[asyncio.Task[None]] = frozenset(), *, listening: bool = True
+    ) -> bool:
         """Nothing more to read now: wait for the next look (or, sooner, for one of ``busy``
-        to finish). Whether a wake-up came."""
+        to finish). Whether a wake-up came. A consumer with nobody to publish to now (no
+        notification service, no active webhook) is not ``listening``: it looks again at most
+        every ``QUIET`` s however many writes wake it (the write that makes a webhook included,
+        so the next one's event is not late), not once per write."""
+        if not listening:
+            self.settling = 0
+            came = await self.signal.wait(self.poll_interval)
+            if came:
+                await asyncio.sleep(QUIET)
+            return came
         if self.settling:
             self.settling -= 1
             await asyncio.sleep(SETTLE)

@@ -106,17 +106,17 @@ class DeliveryWorker:
             while True:
                 self.pacer.begin()
                 try:
-                    fanned = await fan_out_once(self.pool)
+                    fanned, active = await fan_out_once(self.pool)
                     await self.flush()
                     await self.start_due()
                 except DATABASE_OUTAGE_ERRORS as exc:
                     log.warning("webhooks_database_unavailable", error=type(exc).__name__)
-                    fanned = 0
+                    fanned, active = 0, True
                 if fanned >= BATCH:
                     continue
                 await refresh_pending(self.pool)
                 await self.clients.close_idle()
-                woken = await self.pacer.idle(self.inflight)
+                woken = await self.pacer.idle(self.inflight, listening=active)
                 if not woken and self.inflight:  # gather a few more answers: one settle for all
                     await asyncio.sleep(TICK)
         finally:

@@ -20,17 +20,19 @@ NAME = "webhooks"
 BATCH = 500
 
 
-async def fan_out_once(pool: psycopg_pool.AsyncConnectionPool) -> int:
-    """Handle the next batch of outbox rows; the number of rows handled."""
+async def fan_out_once(pool: psycopg_pool.AsyncConnectionPool) -> tuple[int, bool]:
+    """Handle the next batch of outbox rows: the number of rows handled, and whether any
+    webhook is active (none: nothing to fan out or send until one is made)."""
     async with transaction(pool) as conn:
+        active = await webhooks.any_active(conn)
         rows = await events.next_rows(conn, NAME, BATCH)
         if not rows:
-            return 0
-        if await webhooks.any_active(conn):
+            return 0, active
+        if active:
             await webhooks.add_deliveries(conn, await _deliveries(conn, rows))
         last = rows[-1]
         await events.advance(conn, NAME, (int(last["txid"]), int(last["id"])))
-    return len(rows)
+    return len(rows), active
 
 
 async def _deliveries(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
