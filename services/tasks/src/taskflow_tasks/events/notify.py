@@ -87,7 +87,13 @@ class Publisher:
                 await self.pacer.idle(listening=self.enabled)
 
     async def publish_once(self) -> int:
-        """Publish the next batch; the number of outbox rows handled (0 if none or failed)."""
+        """Publish the next batch; the number of outbox rows handled (0 if none or failed).
+        With nowhere to publish, the cursor just follows the outbox."""
+        if not self.enabled:
+            async with transaction(self.pool) as conn:
+                if await store.lock_consumer(conn, NAME):
+                    await store.follow(conn, NAME)
+            return 0
         async with transaction(self.pool) as conn:
             if not await store.lease(conn, NAME, self.lease):
                 return 0
@@ -100,23 +106,20 @@ class Publisher:
     async def _publish_batch(self) -> int:
         async with self.pool.connection() as conn:
             rows = await store.read_after(conn, NAME, BATCH)
-            facts = (
-                await store.facts_for(conn, [r["payload"] for r in rows]) if self.enabled else {}
-            )
+            facts = await store.facts_for(conn, [r["payload"] for r in rows])
         done: tuple[int, int] | None = None
         handled = 0
         for row in rows:
             payload = row["payload"]
-            if self.enabled:
-                fact = facts.get(str(payload.get("event_id")))
-                events = events_of(payload, fact) if fact else []
-                try:
-                    for event in events:
-                        await self._send(event)
-                except PublishFailed as exc:
-                    await self._save(done)
-                    await self._back_off(str(exc))
-                    return 0
+            fact = facts.get(str(payload.get("event_id")))
+            events = events_of(payload, fact) if fact else []
+            try:
+                for event in events:
+                    await self._send(event)
+            except PublishFailed as exc:
+                await self._save(done)
+                await self._back_off(str(exc))
+                return 0
             done = (int(row["txid"]), int(row["id"]))
             handled += 1
         await self._save(done)

@@ -86,7 +86,7 @@ async def replan(conn: Conn, task_ids: list[int], now: datetime) -> None:
 async def consume_once(pool: psycopg_pool.AsyncConnectionPool, now: datetime) -> int:
     """Re-plan the tasks that the next outbox rows touched; the number of rows handled."""
     async with transaction(pool) as conn:
-        rows = await store.next_rows(conn, NAME, BATCH)
+        rows = await store.next_rows(conn, NAME, BATCH, store.CHANGE_KEYS)
         if not rows:
             return 0
         touched = {

@@ -16,7 +16,18 @@ Conn = psycopg.AsyncConnection[Any]
 Cursor = tuple[int, int]  # (txid, id) of the last row consumed
 
 
-async def read_after(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
+# What a consumer reads of each row: the whole payload, or only what says which task changed
+# how (the reminders consumer; decoding every payload was most of its cost).
+PAYLOAD = "o.payload"
+CHANGE_KEYS = (
+    "jsonb_build_object('entity_type', o.payload->'entity_type', 'entity_id',"
+    " o.payload->'entity_id', 'action', o.payload->'action') AS payload"
+)
+
+
+async def read_after(
+    conn: Conn, name: str, limit: int, payload: str = PAYLOAD
+) -> list[dict[str, Any]]:
     """The next ``limit`` outbox rows after consumer ``name``'s cursor that are final: their
     transaction is older than the oldest one still running, so no row can still appear
     before them. The cursor is read first and passed as a constant, so the outbox is
@@ -30,7 +41,7 @@ async def read_after(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
     if at is None:
         return []
     cur = await conn.execute(
-        "SELECT o.id, o.txid::text::bigint AS txid, o.payload FROM tasks.outbox o"
+        f"SELECT o.id, o.txid::text::bigint AS txid, {payload} FROM tasks.outbox o"
         " WHERE (o.txid, o.id) > (%(txid)s::text::xid8, %(id)s)"
         " AND o.txid < pg_snapshot_xmin(pg_current_snapshot())"
         " ORDER BY o.txid, o.id LIMIT %(limit)s",
@@ -49,12 +60,28 @@ async def lock_consumer(conn: Conn, name: str) -> bool:
     return bool(row and row["mine"])
 
 
-async def next_rows(conn: Conn, name: str, limit: int) -> list[dict[str, Any]]:
+async def next_rows(
+    conn: Conn, name: str, limit: int, payload: str = PAYLOAD
+) -> list[dict[str, Any]]:
     """Inside a transaction: consumer ``name``'s next outbox rows (``read_after``), or [] when
     another replica is that consumer now (``lock_consumer``)."""
     if not await lock_consumer(conn, name):
         return []
-    return await read_after(conn, name, limit)
+    return await read_after(conn, name, limit, payload)
+
+
+async def follow(conn: Conn, name: str) -> None:
+    """Inside a transaction, holding consumer ``name``'s lock: move its cursor past every final
+    row without reading them (a consumer with nobody to publish to just keeps up, so the
+    relay's prune is not held back)."""
+    await conn.execute(
+        "UPDATE tasks.event_consumers c SET last_txid = o.txid, last_id = o.id,"
+        " updated_at = now() FROM (SELECT txid, id FROM tasks.outbox"
+        " WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY txid DESC, id DESC LIMIT 1) o"
+        " WHERE c.name = %s AND (c.last_txid, c.last_id) < (o.txid, o.id)",
+        (name,),
+    )
 
 
 async def lease(conn: Conn, name: str, until: timedelta) -> bool:

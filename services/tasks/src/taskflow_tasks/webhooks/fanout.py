@@ -24,15 +24,17 @@ async def fan_out_once(pool: psycopg_pool.AsyncConnectionPool) -> tuple[int, boo
     """Handle the next batch of outbox rows: the number of rows handled, and whether any
     webhook is active (none: nothing to fan out or send until one is made)."""
     async with transaction(pool) as conn:
-        active = await webhooks.any_active(conn)
+        if not await webhooks.any_active(conn):
+            if await events.lock_consumer(conn, NAME):
+                await events.follow(conn, NAME)
+            return 0, False
         rows = await events.next_rows(conn, NAME, BATCH)
         if not rows:
-            return 0, active
-        if active:
-            await webhooks.add_deliveries(conn, await _deliveries(conn, rows))
+            return 0, True
+        await webhooks.add_deliveries(conn, await _deliveries(conn, rows))
         last = rows[-1]
         await events.advance(conn, NAME, (int(last["txid"]), int(last["id"])))
-    return len(rows), active
+    return len(rows), True
 
 
 async def _deliveries(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
