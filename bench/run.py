@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import shutil
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psycopg
 
-from bench import large
+from bench import large, pgstats
 from bench.procs import (
     DEFAULT_STACK,
     DRIVER_CPU,
@@ -90,6 +91,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeat", type=int, default=1, help="measured runs per scenario; the median counts"
     )
     parser.add_argument("--sql-count", action="store_true", help="count SQL per request")
+    parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="PostgreSQL time per request from pg_stat_statements (needs it preloaded)",
+    )
     parser.add_argument("--reseed", action="store_true", help="large: reload even if present")
     parser.add_argument("--pool-size", type=int, default=10, help="DB_POOL_MAX_SIZE per service")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the services")
@@ -287,10 +293,21 @@ def one_run(
     services = stack.running()
     pin_database_backends(stack.database_url)
     watched = {name: svc.pid for name, svc in services.items()}
+    if args.pg_stats:
+        pgstats.reset(admin_url())
     before = {name: cpu_seconds(pid) for name, pid in watched.items()}
     profiler = start_profiler(stack, scenario, via, args, work_dir) if index == 0 else None
     result = run_wrk(base_url, script, duration_s=args.duration, connections=args.connections)
     after = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    if args.pg_stats and index == 0:
+        dbname = stack.database_url.rsplit("/", 1)[-1]
+        stats = pgstats.read(admin_url(), dbname, result.requests)
+        (work_dir / f"pg-stats-{scenario.name}-{via}.json").write_text(json.dumps(stats, indent=2))
+        log(
+            f"{scenario.name} {via}: PostgreSQL {stats['pg_exec_ms_per_req']} ms,"
+            f" {stats['pg_calls_per_req']} statements, {stats['pg_blocks_read_per_req']} blocks"
+            " read (not in shared buffers) per request"
+        )
     if profiler is not None:
         finish_profile(profiler, work_dir / f"profile-{scenario.name}.txt")
     backlog = wait_outbox_drained(stack.database_url) if scenario.request.method != "GET" else 0
