@@ -27,10 +27,15 @@ compose_files() {
 }
 
 # podman-compose from PyPI, pinned (Debian's 1.0.3 lacks profiles, replicas and `config`).
+# uv: the one on PATH, else the repository's uvw (stdlib only: any python3 runs it, a venv's
+# without pip included, as under pytest on a machine that never installed uv).
+uv_run() {
+  if command -v uv >/dev/null; then uv "$@"; else python3 "$ROOT/uvw" "$@"; fi
+}
+
 compose() {
-  command -v uv >/dev/null || python3 -m pip install -q uv
   # shellcheck disable=SC2046
-  uv tool run -q --from "podman-compose==$PODMAN_COMPOSE_VERSION" podman-compose \
+  uv_run tool run -q --from "podman-compose==$PODMAN_COMPOSE_VERSION" podman-compose \
     $(compose_files) "$@"
 }
 

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from tests.conftest import StartService
 from tests.support.issuer import TestIssuer
+from tests.support.receiver import Receiver
 
 
 @dataclass
@@ -137,3 +138,10 @@ def db(db_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         db_url, row_factory=dict_row, autocommit=True, prepare_threshold=None
     ) as conn:
         yield conn
+
+
+@pytest.fixture
+def notifications() -> Iterator[Receiver]:
+    """A stand-in notification service (a real HTTP server) recording what it receives."""
+    with Receiver() as receiver:
+        yield receiver

@@ -5,7 +5,6 @@ go through a Dapr sidecar's publish API when DAPR_HTTP_ENDPOINT is set instead."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,12 +19,6 @@ TASK_KEYS = {
     "id", "title", "description", "status", "priority", "progress_percent", "tags", "due_date",
     "project_id", "assignee_id", "parent_task_id", "is_recurring", "recurrence_pattern",
 }  # fmt: skip
-
-
-@pytest.fixture
-def notifications() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

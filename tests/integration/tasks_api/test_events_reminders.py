@@ -6,7 +6,6 @@ themselves are unit tested)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +17,6 @@ from tests.conftest import StartService
 from tests.integration.tasks_api.conftest import MakeUser
 from tests.support.issuer import TestIssuer
 from tests.support.receiver import Receiver
-
-
-@pytest.fixture
-def notifications() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

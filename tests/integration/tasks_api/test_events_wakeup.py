@@ -20,12 +20,6 @@ SLOW_POLL = "60"
 
 
 @pytest.fixture
-def notifications() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
 def endpoint() -> Iterator[Receiver]:
     with Receiver() as receiver:
         yield receiver

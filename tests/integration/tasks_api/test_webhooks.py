@@ -91,6 +91,37 @@ def test_crud_owner_only_and_validation(make_user: MakeUser) -> None:
     assert alice.get(item).status_code == 404
 
 
+def test_receiver_stopped_for_a_minute_gets_everything_once_back(
+    make_user: MakeUser, tasks_url: str
+) -> None:
+    """Nothing listens on the endpoint's port for a minute (connections refused, retried with
+    backoff); a receiver started on that port then gets every event once, in order per task,
+    each with the webhook-id its delivery had from the start."""
+    with Receiver() as gone:
+        port, url = gone.port, gone.url
+    alice = make_user()
+    pid = alice.new_project()
+    hook = _hook(alice, pid, url + "/hook", events=["task.created", "task.updated"])
+    tids = [alice.task(pid, title=f"T{i}")["id"] for i in range(2)]
+    for tid in tids:
+        assert alice.put(f"/api/tasks/{tid}", {"title": f"{tid} v1"}).status_code == 200
+    time.sleep(60)
+    listing = f"/api/projects/{pid}/webhooks/{hook['id']}/deliveries"
+    waiting = alice.get(listing).json()
+    assert len(waiting) == 4 and all(d["state"] == "pending" for d in waiting)
+    assert max(d["attempts"] for d in waiting) >= 10  # tried again and again meanwhile
+    with Receiver(port=port) as back:
+        back.wait_for(lambda got: len(got) >= 4, timeout=30)
+        time.sleep(1)
+        events = [_verify(hook["secret"], got) for got in back.received]
+    assert len(events) == 4 == len({e["webhook_id"] for e in events})
+    assert {e["webhook_id"] for e in events} == {d["message_id"] for d in waiting}
+    for tid in tids:
+        assert [e["type"] for e in events if e["subject"] == f"tasks/{tid}"] == [
+            "task.created", "task.updated"
+        ]  # fmt: skip
+
+
 def test_delivery_is_a_signed_cloudevent(make_user: MakeUser, receiver: Receiver) -> None:
     alice, bob = make_user(), make_user()
     pid = alice.new_project()
