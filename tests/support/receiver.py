@@ -44,6 +44,7 @@ class Receiver:
         self.status = 200
         self.answer: Callable[[Received], int | tuple[int, bytes]] | None = None
         self.hang = 0.0  # seconds to wait before answering (a hanging endpoint)
+        self.extra_headers: dict[str, str] = {}  # added to every answer (a Location, say)
         self._lock = threading.Lock()
         receiver = self
 
@@ -69,6 +70,8 @@ class Receiver:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(payload)))
+                    for name, value in receiver.extra_headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                 except OSError:

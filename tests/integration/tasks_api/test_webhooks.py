@@ -231,6 +231,24 @@ def test_gone_disables_the_endpoint_with_an_audit_entry(
     assert [(e["entity_id"], e["action"]) for e in audit] == [(hook["id"], "disabled")]
 
 
+def test_a_redirect_is_not_followed_but_retried(make_user: MakeUser, receiver: Receiver) -> None:
+    """A 3xx is a failed attempt (no redirects followed: the SSRF guard checked this URL, not
+    wherever it points), retried at the same URL."""
+    with Receiver() as elsewhere:
+        receiver.status = 307
+        receiver.extra_headers = {"location": elsewhere.url + "/stolen"}
+        alice = make_user()
+        pid = alice.new_project()
+        hook = _hook(alice, pid, receiver.url + "/hook", events=["task.created"])
+        alice.task(pid, title="Stay here")
+        receiver.wait_for(lambda got: len(got) >= 2)  # tried, and tried again
+        time.sleep(0.5)
+        assert elsewhere.received == []
+    listing = alice.get(f"/api/projects/{pid}/webhooks/{hook['id']}/deliveries").json()
+    assert listing[0]["state"] == "pending" and listing[0]["last_status_code"] == 307
+    assert listing[0]["attempts"] >= 2
+
+
 def test_hanging_endpoint_does_not_hold_up_the_others(make_user: MakeUser) -> None:
     alice = make_user()
     pid = alice.new_project()
