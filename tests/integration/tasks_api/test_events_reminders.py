@@ -136,8 +136,9 @@ def test_tasks_from_before_reminders_existed_get_theirs_planned(
     (sql,) = [
         sql for version, sql in migration_files("taskflow_tasks") if version.startswith("0019")
     ]
-    db.execute("SET search_path TO tasks, public")
-    db.execute(sql)
+    with db.transaction():  # one transaction: behind PgBouncer a SET alone may not stay
+        db.execute("SET LOCAL search_path TO tasks, public")
+        db.execute(sql)
     rows = {r["task_id"]: r for r in db.execute("SELECT * FROM tasks.task_reminders").fetchall()}
     hours = [rows[ids[n]]["hours_until_due"] for n in ["days", "hours", "minutes", "moments"]]
     assert hours == [24, 1, 0, -1]
