@@ -91,8 +91,7 @@ class Publisher:
         With nowhere to publish, the cursor just follows the outbox."""
         if not self.enabled:
             async with transaction(self.pool) as conn:
-                if await store.lock_consumer(conn, NAME):
-                    await store.follow(conn, NAME)
+                await store.follow(conn, NAME)
             return 0
         async with transaction(self.pool) as conn:
             if not await store.lease(conn, NAME, self.lease):

@@ -71,9 +71,11 @@ async def next_rows(
 
 
 async def follow(conn: Conn, name: str) -> None:
-    """Inside a transaction, holding consumer ``name``'s lock: move its cursor past every final
-    row without reading them (a consumer with nobody to publish to just keeps up, so the
-    relay's prune is not held back)."""
+    """Inside a transaction, unless another replica is consumer ``name`` now
+    (``lock_consumer``): move its cursor past every final row without reading them (a consumer
+    with nobody to publish to just keeps up, so the relay's prune is not held back)."""
+    if not await lock_consumer(conn, name):
+        return
     await conn.execute(
         "UPDATE tasks.event_consumers c SET last_txid = o.txid, last_id = o.id,"
         " updated_at = now() FROM (SELECT txid, id FROM tasks.outbox"

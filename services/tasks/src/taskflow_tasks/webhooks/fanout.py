@@ -25,8 +25,7 @@ async def fan_out_once(pool: psycopg_pool.AsyncConnectionPool) -> tuple[int, boo
     webhook is active (none: nothing to fan out or send until one is made)."""
     async with transaction(pool) as conn:
         if not await webhooks.any_active(conn):
-            if await events.lock_consumer(conn, NAME):
-                await events.follow(conn, NAME)
+            await events.follow(conn, NAME)
             return 0, False
         rows = await events.next_rows(conn, NAME, BATCH)
         if not rows:
