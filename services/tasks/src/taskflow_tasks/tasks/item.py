@@ -12,7 +12,15 @@ from taskflow_core.schemas import load_body, parse_id
 from ..projects.access import NOT_A_MEMBER
 from . import queries, store
 from . import workflow as wf
-from .resource import TASK_NOT_FOUND, TaskResource, answer, autocommit, check_may_modify, task_etag
+from .resource import (
+    TASK_NOT_FOUND,
+    TaskResource,
+    answer,
+    autocommit,
+    check_may_modify,
+    task_etag,
+    writable,
+)
 from .schemas import RECURRING_NEEDS_PATTERN, TASK_UPDATE, task_read
 
 Conn = psycopg.AsyncConnection[Any]
@@ -70,10 +78,16 @@ class TaskItem(TaskResource):
     async def on_delete(self, req: Request, resp: Response, task_id: str) -> None:
         tid = parse_id(task_id, "task_id")
         async with self.deps.writing(req) as (conn, caller):
+            # Checked before any lock is taken, and again once the subtree is locked (leaves
+            # first, this task last: store.subtree_ids says why).
+            unlocked = await store.read_for_change(
+                conn, tid, tenant_id=caller.tenant_id, worker_id=caller.worker_id
+            )
+            check_may_modify(writable(req, unlocked), caller)
+            ids = await store.subtree_ids(conn, tid)
             row = await self.locked(conn, req, caller, tid)
             check_may_modify(row, caller)
             now = self.settings.clock()
-            ids = await store.subtree_ids(conn, tid)
             # Occurrences of a deleted series original stay, under the oldest of them.
             moved = await store.reroot_series(conn, ids, now)
             try:

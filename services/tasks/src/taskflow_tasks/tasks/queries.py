@@ -1,6 +1,7 @@
 """SQL reads of tasks. Every read returns the response row in one statement: the task, its
-assignee handle, its subtask roll-up and its series' spawn count, with the caller's access folded
-in (project in the caller's tenant → else no row; ``caller_role`` NULL → not a member).
+assignee handle, its subtask roll-up (kept on the task by migration 0021's triggers) and its
+series' spawn count, with the caller's access folded in (project in the caller's tenant → else
+no row; ``caller_role`` NULL → not a member).
 
 The column lists and joins below are shared by every task statement (``store`` for the
 writes, ``recurrence.store`` for the series)."""
@@ -29,19 +30,16 @@ RESPONSE_ROW = (
     TASK_COLUMNS
     + """,
     a.handle AS assignee_handle,
-    st.subtask_count, st.subtask_progress,
+    t.subtask_count,
+    CASE WHEN t.subtask_count > 0
+         THEN (t.subtask_progress_sum / t.subtask_count)::int END AS subtask_progress,
     CASE WHEN t.is_recurring OR t.recurring_root_id IS NOT NULL OR t.has_spawned_next
          THEN (SELECT count(*)::int FROM tasks.tasks r
                WHERE r.recurring_root_id = coalesce(t.recurring_root_id, t.id))
          ELSE 0 END AS spawn_count"""
 )
 RESPONSE_JOINS = """
-    LEFT JOIN tasks.workers a ON a.id = t.assignee_id
-    LEFT JOIN LATERAL (
-        SELECT count(*)::int AS subtask_count,
-               floor(avg(c.progress_percent))::int AS subtask_progress
-        FROM tasks.tasks c WHERE c.parent_task_id = t.id
-    ) st ON true"""
+    LEFT JOIN tasks.workers a ON a.id = t.assignee_id"""
 ACCESS_JOINS = """
     JOIN tasks.projects p ON p.id = t.project_id AND p.tenant_id = %(tenant)s
                    AND p.deleted_at IS NULL

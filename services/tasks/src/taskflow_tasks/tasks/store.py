@@ -241,7 +241,12 @@ async def one_row(cur: Cursor) -> Row:
 
 
 async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
-    """The task and all its descendants, locked, the task first."""
+    """The task and all its descendants, the task first, each locked.
+
+    Locked leaves first, the task last: a subtask's write locks its own row and then, by
+    migration 0021's trigger, its parent's, so a delete holding a parent while it waited for
+    a child would deadlock with it. Overlapping deletes lock the rows they share in the same
+    order (deeper first), so they queue instead."""
     cur = await conn.execute(
         """
         WITH RECURSIVE tree(id, depth) AS (
@@ -255,12 +260,18 @@ async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
         (task_id,),
     )
     ids = [row["id"] for row in await cur.fetchall()]
-    if ids:
-        # In id order, so overlapping deletes queue instead of deadlocking.
-        await conn.execute(
-            "SELECT 1 FROM tasks.tasks WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
-        )
+    await lock_leaves_first(conn, ids[::-1])
     return ids
+
+
+async def lock_leaves_first(conn: Conn, ids: Sequence[int]) -> None:
+    """Lock the rows of ``ids`` in that order (deepest first, as the caller orders them)."""
+    if ids:
+        await conn.execute(
+            "SELECT 1 FROM tasks.tasks t JOIN unnest(%s::bigint[]) WITH ORDINALITY u(id, n)"
+            " ON t.id = u.id ORDER BY u.n FOR UPDATE OF t",
+            (list(ids),),
+        )
 
 
 async def reroot_series(conn: Conn, deleted_ids: Sequence[int], now: datetime) -> list[Row]:

@@ -124,7 +124,9 @@ def check_may_review(*, assignee_id: int | None, caller_worker_id: int, is_owner
 
 def subtask_progress(children_progress: Iterable[int]) -> int | None:
     """The roll-up a parent shows: the floor of its direct subtasks' average progress, or
-    None when it has no subtasks. The parent's own progress_percent is not touched."""
+    None when it has no subtasks. The parent's own progress_percent is not touched. Reads
+    answer it from the count and progress sum kept on the parent (migration 0021, the
+    ``subtask_progress`` of ``queries.RESPONSE_ROW``), by this same rule."""
     values = list(children_progress)
     if not values:
         return None
