@@ -7,6 +7,8 @@ the execution time of every statement run in the bench database during the run (
 outbox relay and audit ingestion did meanwhile included), per request, and the statements that
 took most. Execution time is the backends' time inside the executor: planning, parsing and the
 protocol are not in it, so it is a floor of PostgreSQL's CPU per request, not all of it.
+Planning time is read too, but PostgreSQL only keeps it with
+``pg_stat_statements.track_planning = on`` (``bench/README.md``); otherwise it reads 0.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def read(admin_url: str, dbname: str, requests: int) -> dict[str, Any]:
     per = max(requests, 1)
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         rows = conn.execute(
-            "SELECT s.query, s.calls, s.total_exec_time, s.shared_blks_hit, s.shared_blks_read"
+            "SELECT s.query, s.calls, s.total_exec_time, s.shared_blks_hit, s.shared_blks_read,"
+            " s.total_plan_time"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
             " WHERE d.datname = %s ORDER BY s.total_exec_time DESC",
             (dbname,),
@@ -45,6 +48,7 @@ def read(admin_url: str, dbname: str, requests: int) -> dict[str, Any]:
     total_ms = sum(float(r[2]) for r in rows)
     return {
         "pg_exec_ms_per_req": round(total_ms / per, 4),
+        "pg_plan_ms_per_req": round(sum(float(r[5]) for r in rows) / per, 4),
         "pg_calls_per_req": round(sum(int(r[1]) for r in rows) / per, 2),
         "pg_blocks_read_per_req": round(sum(int(r[4]) for r in rows) / per, 2),
         "pg_blocks_hit_per_req": round(sum(int(r[3]) for r in rows) / per, 1),
