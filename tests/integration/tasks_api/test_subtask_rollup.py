@@ -12,18 +12,9 @@ import psycopg
 from taskflow_core.migrations import migration_files
 
 from tests.integration.tasks_api.conftest import MakeUser, User
+from tests.support.invariants import rollup_mismatches
 
 Db = psycopg.Connection[dict[str, Any]]
-
-# Every task whose stored roll-up differs from its direct subtasks' (empty when all is well).
-_MISMATCHES = """
-    SELECT t.id, t.subtask_count, t.subtask_progress_sum, c.n, c.progress
-    FROM tasks.tasks t
-    LEFT JOIN LATERAL (
-        SELECT count(*)::int AS n, coalesce(sum(progress_percent), 0) AS progress
-        FROM tasks.tasks c WHERE c.parent_task_id = t.id
-    ) c ON true
-    WHERE (t.subtask_count, t.subtask_progress_sum) IS DISTINCT FROM (c.n, c.progress)"""
 
 
 def _subtask(user: User, parent: int, title: str) -> int:
@@ -73,7 +64,7 @@ def test_every_way_subtasks_change_keeps_the_parents_roll_up(make_user: MakeUser
     assert _rollup(alice, p1) == (0, None)
     assert alice.delete(f"/api/tasks/{c}").status_code == 200  # with its grandchild
     assert _rollup(alice, p2) == (0, None)
-    assert db.execute(_MISMATCHES).fetchall() == []
+    assert rollup_mismatches(db) == []
 
 
 def test_cloned_subtasks_count_on_the_next_occurrence(make_user: MakeUser, db: Db) -> None:
@@ -93,7 +84,7 @@ def test_cloned_subtasks_count_on_the_next_occurrence(make_user: MakeUser, db: D
     ]
     assert _rollup(alice, nxt["id"]) == (2, 0)
     assert nxt["subtask_count"] == 2
-    assert db.execute(_MISMATCHES).fetchall() == []
+    assert rollup_mismatches(db) == []
 
 
 def _race(alice: User, children: list[int], delete: str) -> list[httpx.Response]:
@@ -128,7 +119,7 @@ def test_deleting_while_subtasks_are_written_never_deadlocks(make_user: MakeUser
         assert set(codes) <= {200, 404}, [(r.status_code, r.text) for r in results if r.is_error]
         gone = db.execute("SELECT count(*) AS n FROM tasks.tasks WHERE id = ANY(%s)", (children,))
         assert gone.fetchone() == {"n": 0}
-    assert db.execute(_MISMATCHES).fetchall() == []
+    assert rollup_mismatches(db) == []
 
 
 def test_migration_fills_in_the_roll_up_of_existing_tasks(make_user: MakeUser, db: Db) -> None:
@@ -156,6 +147,6 @@ def test_migration_fills_in_the_roll_up_of_existing_tasks(make_user: MakeUser, d
         db.execute(sql)
     assert _rollup(alice, parent) == (3, 25)
     assert _rollup(alice, kids[1]) == (1, 0)
-    assert db.execute(_MISMATCHES).fetchall() == []
+    assert rollup_mismatches(db) == []
     _subtask(alice, nested, "deeper")  # and the triggers are back
     assert _rollup(alice, nested) == (1, 0)
