@@ -14,7 +14,7 @@ import httpx
 import psycopg
 
 from tests.support.issuer import TestIssuer
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, release_port, reserve_port
 
 SERVICE_SECRET = "reliability-tests-service-secret"
 
@@ -32,7 +32,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         for name in ("tasks", "audit", "auth-verifier"):
-            self.ports.setdefault(name, free_port())
+            self.ports.setdefault(name, reserve_port())
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -70,6 +70,8 @@ class Stack:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+        for port in self.ports.values():
+            release_port(port)  # of a service that never started
 
 
 def bearer(token: str) -> dict[str, str]:

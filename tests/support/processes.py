@@ -27,13 +27,59 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Ports from reserve_port(), each held by a bound socket until its service listens on it. A
+# port from free_port() is free again the moment it is returned: another test worker's bind(0)
+# could take it before the service (a second or two of start-up later) binds it, and the health
+# check would then reach that worker's service (seen once in CI: a 401 "signing key not found"
+# from a service trusting another test's SSO). Bound with SO_REUSEADDR and never listening, the
+# reservation lets uvicorn (which sets SO_REUSEADDR) bind the port while no bind(0) elsewhere
+# gets it.
+_RESERVED: dict[int, socket.socket] = {}
+
+
+def reserve_port() -> int:
+    """A loopback port held for a ServiceProcess, released once it listens (or stops)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    _RESERVED[port] = sock
+    return port
+
+
+def release_port(port: int) -> None:
+    sock = _RESERVED.pop(port, None)
+    if sock is not None:
+        sock.close()
+
+
+def _listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (None where
+    /proc cannot tell)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    local = f"0100007F:{port:04X}"
+    inodes = {f"socket:[{f[9]}]" for f in (line.split() for line in lines)
+              if f[1] == local and f[3] == "0A"}  # fmt: skip
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass
 class ServiceProcess:
     """One service in its own uvicorn process."""
 
     name: str
     env: dict[str, str]
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=reserve_port)
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
@@ -70,15 +116,19 @@ class ServiceProcess:
                     f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return self
+                healthy = httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            # Healthy, and the answer came from this process, not another on the same port.
+            if healthy and _listens(self.proc.pid, self.port) is not False:
+                release_port(self.port)
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not become healthy in {timeout}s; see {self.log_path}")
 
     def stop(self) -> None:
+        release_port(self.port)
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)

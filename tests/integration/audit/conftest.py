@@ -17,7 +17,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.support.issuer import TestIssuer
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, release_port, reserve_port
 
 
 @dataclass
@@ -28,8 +28,8 @@ class AuditStack:
     db_url: str
     issuer: TestIssuer
     log_dir: Path
-    audit_port: int = field(default_factory=free_port)
-    tasks_port: int = field(default_factory=free_port)  # of the first tasks process
+    audit_port: int = field(default_factory=reserve_port)
+    tasks_port: int = field(default_factory=reserve_port)  # of the first tasks process
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     tasks: list[ServiceProcess] = field(default_factory=list)
     audit: ServiceProcess | None = None
@@ -49,7 +49,7 @@ class AuditStack:
         proc = ServiceProcess(
             "tasks",
             {**self.env(), **overrides},
-            port=free_port() if self.tasks else self.tasks_port,
+            port=reserve_port() if self.tasks else self.tasks_port,
             log_path=self.log_dir / f"tasks-{len(self.tasks)}.log",
         )
         self.tasks.append(proc)
@@ -73,6 +73,8 @@ class AuditStack:
     def stop(self) -> None:
         for proc in [*self.tasks, *([self.audit] if self.audit else [])]:
             proc.stop()
+        release_port(self.audit_port)  # if it never started
+        release_port(self.tasks_port)
 
 
 @pytest.fixture

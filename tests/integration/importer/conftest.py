@@ -19,7 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.support.issuer import TestIssuer
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, release_port, reserve_port
 
 TENANT = "tenant-import"
 OWNER_SUB = "owner-sub-0001"
@@ -52,8 +52,8 @@ class Services:
     db_url: str
     issuer: TestIssuer
     log_dir: Path
-    audit_port: int = field(default_factory=free_port)
-    tasks_port: int = field(default_factory=free_port)
+    audit_port: int = field(default_factory=reserve_port)
+    tasks_port: int = field(default_factory=reserve_port)
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     procs: list[ServiceProcess] = field(default_factory=list)
 
@@ -76,6 +76,8 @@ class Services:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        release_port(self.audit_port)  # if it never started
+        release_port(self.tasks_port)
 
     def client(self, service: str, sub: str = OWNER_SUB, tenant: str = TENANT) -> httpx.Client:
         port = self.tasks_port if service == "tasks" else self.audit_port
