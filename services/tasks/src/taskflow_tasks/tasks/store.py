@@ -241,12 +241,12 @@ async def one_row(cur: Cursor) -> Row:
 
 
 async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
-    """The task and all its descendants, the task first, each locked.
+    """The task and all its descendants, each locked; in (depth, id) order, the task first.
 
-    Locked leaves first, the task last: a subtask's write locks its own row and then, by
-    migration 0021's trigger, its parent's, so a delete holding a parent while it waited for
-    a child would deadlock with it. Overlapping deletes lock the rows they share in the same
-    order (deeper first), so they queue instead."""
+    Locked leaves first (deeper first, then by id), the task last: a subtask's write locks its
+    own row and then, by migration 0021's trigger, its parent's, so a delete holding a parent
+    while it waited for a child would deadlock with it. A forced project delete
+    (``projects.store.delete_tasks``) locks in the same order, so overlapping deletes queue."""
     cur = await conn.execute(
         """
         WITH RECURSIVE tree(id, depth) AS (
@@ -255,23 +255,13 @@ async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
             SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
             WHERE tree.depth < 10000
         )
-        SELECT id FROM tree ORDER BY depth, id
+        SELECT t.id, tree.depth FROM tasks.tasks t JOIN tree USING (id)
+        ORDER BY tree.depth DESC, t.id FOR UPDATE OF t
         """,
         (task_id,),
     )
-    ids = [row["id"] for row in await cur.fetchall()]
-    await lock_leaves_first(conn, ids[::-1])
-    return ids
-
-
-async def lock_leaves_first(conn: Conn, ids: Sequence[int]) -> None:
-    """Lock the rows of ``ids`` in that order (deepest first, as the caller orders them)."""
-    if ids:
-        await conn.execute(
-            "SELECT 1 FROM tasks.tasks t JOIN unnest(%s::bigint[]) WITH ORDINALITY u(id, n)"
-            " ON t.id = u.id ORDER BY u.n FOR UPDATE OF t",
-            (list(ids),),
-        )
+    rows = await cur.fetchall()
+    return [row["id"] for row in sorted(rows, key=lambda row: (row["depth"], row["id"]))]
 
 
 async def reroot_series(conn: Conn, deleted_ids: Sequence[int], now: datetime) -> list[Row]:
