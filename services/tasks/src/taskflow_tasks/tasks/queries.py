@@ -148,43 +148,52 @@ _ORDERS = {
 async def send_list(
     conn: Conn, project_id: int, filters: ListFilters, *, tenant_id: str, worker_id: int
 ) -> Cursor:
-    """One page of the project's tasks with the caller's role; read with :func:`list_result`."""
-    where = ["t.project_id = acc.id", "acc.caller_role IS NOT NULL"]
-    params: dict[str, Any] = {
-        "pid": project_id,
-        "tenant": tenant_id,
-        "worker": worker_id,
-        "limit": filters.limit,
-        "offset": filters.offset,
-    }
-    if filters.status:
-        where.append("t.status = %(status)s")
-        params["status"] = filters.status
-    if filters.assignee_id:
-        where.append("t.assignee_id = %(assignee)s")
-        params["assignee"] = filters.assignee_id
-    if filters.priority:
-        where.append("t.priority = %(priority)s")
-        params["priority"] = filters.priority
-    if filters.search:
-        where.append("t.title ILIKE %(search)s ESCAPE '\\'")
-        params["search"] = like_pattern(filters.search)
-    if filters.tags:
-        where.append("t.tags @> %(tags)s::text[]")
-        params["tags"] = list(filters.tags)
-    if filters.has_due_date is not None:
-        where.append("t.due_date IS NOT NULL" if filters.has_due_date else "t.due_date IS NULL")
+    """One page of the project's tasks with the caller's role; read with :func:`list_result`.
+
+    Planned once per connection either way (prepared by psycopg after a few runs, never behind
+    PgBouncer): a list whose plan does not depend on its values is one statement; any other
+    has the ids of its page chosen by ``tasks.list_page_ids`` (migration 0022), planned for
+    its values at each call, and reads their rows by primary key."""
     order = _ORDERS[(filters.sort_by, filters.sort_order)]
-    reusable = _plan_is_value_independent(filters) and filters.offset == 0
-    # LIMIT as a literal in the statement that is prepared (an int from the validated query):
-    # with a parameter PostgreSQL costs the generic plan for an unknown LIMIT, finds it dearer
-    # than the custom plans of LIMIT 50 and plans every run again (pg_prepared_statements:
-    # generic_plans 0; 0.33-0.44 ms of planning per list, bench --pg-stats with track_planning).
-    page = f"LIMIT {int(filters.limit)}" if reusable else "LIMIT %(limit)s OFFSET %(offset)s"
+    params: dict[str, Any] = {"pid": project_id, "tenant": tenant_id, "worker": worker_id}
+    if _plan_is_value_independent(filters) and filters.offset == 0:
+        acc, page_ids = "acc AS", ""
+        where = ["t.project_id = acc.id"]
+        if filters.status:
+            where.append("t.status = %(status)s")
+            params["status"] = filters.status
+        if filters.has_due_date is not None:
+            where.append(_DUE_DATE[filters.has_due_date])
+        # LIMIT as a literal (an int from the validated query): with a parameter PostgreSQL
+        # costs the generic plan for an unknown LIMIT, finds it dearer than the custom plans of
+        # LIMIT 50 and plans every run again (pg_prepared_statements: generic_plans 0; 0.33-0.44
+        # ms of planning per list, bench --pg-stats with track_planning).
+        page = f"LIMIT {int(filters.limit)}"
+    else:
+        # Materialized: the page is chosen once, whatever plan the rows get (inlined, the call
+        # could become a filter evaluated for each task a scan reads).
+        acc = "acc AS MATERIALIZED"
+        page_ids = """,
+                   CASE WHEN m.role IS NOT NULL THEN tasks.list_page_ids(
+                       %(page_query)s::text, p.id, %(status)s::text, %(assignee)s::bigint,
+                       %(priority)s::text, %(search)s::text, %(tags)s::text[], %(limit)s::int,
+                       %(offset)s::int) END AS page_ids"""
+        where = ["t.id = ANY(acc.page_ids)", "t.project_id = acc.id"]
+        page = ""
+        params.update(
+            page_query=_page_query(filters, order),
+            status=filters.status,
+            assignee=filters.assignee_id,
+            priority=filters.priority,
+            search=like_pattern(filters.search) if filters.search else None,
+            tags=list(filters.tags) or None,
+            limit=filters.limit,
+            offset=filters.offset,
+        )
     return await conn.execute(
         f"""
-        WITH acc AS (
-            SELECT p.id, m.role AS caller_role
+        WITH {acc} (
+            SELECT p.id, m.role AS caller_role{page_ids}
             FROM tasks.projects p
             LEFT JOIN tasks.project_members m ON m.project_id = p.id AND m.worker_id = %(worker)s
             WHERE p.id = %(pid)s AND p.tenant_id = %(tenant)s AND p.deleted_at IS NULL
@@ -193,28 +202,57 @@ async def send_list(
         FROM acc LEFT JOIN LATERAL (
             SELECT {RESPONSE_ROW}
             FROM tasks.tasks t {RESPONSE_JOINS}
-            WHERE {" AND ".join(where)}
+            WHERE {" AND ".join(where)} AND acc.caller_role IS NOT NULL
             ORDER BY {order}
             {page}
         ) l ON true
         """,
         params,
-        # None: prepared after a few runs, as every other statement (never behind PgBouncer).
-        prepare=None if reusable else False,
+    )
+
+
+_DUE_DATE = {True: "t.due_date IS NOT NULL", False: "t.due_date IS NULL"}
+
+
+def _page_query(filters: ListFilters, order: str) -> str:
+    """The statement ``tasks.list_page_ids`` runs for these filters: fixed fragments only, the
+    values are its parameters $1 (project) to $8 (offset), in the function's order.
+
+    The project is hidden from the planner (``(SELECT $1)``), as it was when the page was a
+    lateral join on the access check: PostgreSQL then walks the project's index in the list's
+    order and stops at the page, where with the project known it read and sorted every task of
+    a project holding a third of the table (a search: ILIKE on all 812 tasks of the small bench
+    set, 0.35 ms, against 0.2 ms for the 174 it walks)."""
+    where = ["t.project_id = (SELECT $1)"]
+    if filters.status:
+        where.append("t.status = $2")
+    if filters.assignee_id:
+        where.append("t.assignee_id = $3")
+    if filters.priority:
+        where.append("t.priority = $4")
+    if filters.search:
+        where.append("t.title ILIKE $5 ESCAPE '\\'")
+    if filters.tags:
+        where.append("t.tags @> $6")
+    if filters.has_due_date is not None:
+        where.append(_DUE_DATE[filters.has_due_date])
+    return (
+        f"SELECT ARRAY(SELECT t.id FROM tasks.tasks t WHERE {' AND '.join(where)}"
+        f" ORDER BY {order} LIMIT $7 OFFSET $8)"
     )
 
 
 def _plan_is_value_independent(filters: ListFilters) -> bool:
-    """Whether the list statement may be prepared. A prepared statement turns generic after
-    five runs: on large data the generic plan of a filtered list (trigram/tag indexes for any
-    value) is ~40x slower than a custom one, so those are planned at each run. A list filtered
-    by project alone (any order, due date present or not) has one good plan, an index on
-    (project_id, order key): prepared (its first page, see send_list), PostgreSQL neither
-    parses nor plans it again, which was 70 % of its time on the list (planning 0.36 ms,
-    execution 0.15 ms on the small data set). So has a status in the default order, whatever
-    the status: (project_id, status, created_at, id) walked for 50 rows (generic plans on both
-    bench data sets, each status value, due date or not: 4-100 buffers; planning was 0.4-1.0
-    ms of PostgreSQL per such list)."""
+    """Whether the whole list statement can have one plan for every value. A prepared statement
+    turns generic after five runs: on large data the generic plan of a filtered list
+    (trigram/tag indexes for any value) is ~40x slower than a custom one, so those have their
+    page chosen by ``tasks.list_page_ids``. A list filtered by project alone (any order, due
+    date present or not) has one good plan, an index on (project_id, order key): prepared (its
+    first page, see send_list), PostgreSQL neither parses nor plans it again, which was 70 % of
+    its time on the list (planning 0.36 ms, execution 0.15 ms on the small data set). So has a
+    status in the default order, whatever the status: (project_id, status, created_at, id)
+    walked for 50 rows (generic plans on both bench data sets, each status value, due date or
+    not: 4-100 buffers; planning was 0.4-1.0 ms of PostgreSQL per such list)."""
     if filters.assignee_id or filters.priority or filters.search or filters.tags:
         return False
     return not filters.status or filters.sort_by == "created_at"
