@@ -9,6 +9,8 @@ took most. Execution time is the backends' time inside the executor: planning, p
 protocol are not in it, so it is a floor of PostgreSQL's CPU per request, not all of it.
 Planning time is read too, but PostgreSQL only keeps it with
 ``pg_stat_statements.track_planning = on`` (``bench/README.md``); otherwise it reads 0.
+Statements run inside a function (``tasks.list_page_ids``'s EXECUTE) are not counted apart:
+their planning and execution are part of the calling statement's execution time.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ def read(admin_url: str, dbname: str, requests: int) -> dict[str, Any]:
             " WHERE d.datname = %s ORDER BY s.total_exec_time DESC",
             (dbname,),
         ).fetchall()
+        tracked = conn.execute("SELECT current_setting('pg_stat_statements.track_planning')")
+        track_planning = tracked.fetchone()[0] == "on"  # type: ignore[index]
     total_ms = sum(float(r[2]) for r in rows)
     return {
         "pg_exec_ms_per_req": round(total_ms / per, 4),
         "pg_plan_ms_per_req": round(sum(float(r[5]) for r in rows) / per, 4),
+        "track_planning": track_planning,
         "pg_calls_per_req": round(sum(int(r[1]) for r in rows) / per, 2),
         "pg_blocks_read_per_req": round(sum(int(r[4]) for r in rows) / per, 2),
         "pg_blocks_hit_per_req": round(sum(int(r[3]) for r in rows) / per, 1),

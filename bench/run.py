@@ -305,7 +305,8 @@ def one_run(
         (work_dir / f"pg-stats-{scenario.name}-{via}.json").write_text(json.dumps(stats, indent=2))
         log(
             f"{scenario.name} {via}: PostgreSQL {stats['pg_exec_ms_per_req']} ms executing,"
-            f" {stats['pg_plan_ms_per_req']} ms planning (0: track_planning off),"
+            f" {stats['pg_plan_ms_per_req']} ms planning"
+            f"{'' if stats['track_planning'] else ' (not measured: track_planning off)'},"
             f" {stats['pg_calls_per_req']} statements, {stats['pg_blocks_read_per_req']} blocks"
             " read (not in shared buffers) per request"
         )
