@@ -133,3 +133,35 @@ def test_filtered_lists_keep_their_access_answers(make_user: MakeUser) -> None:
             assert resp.status_code == 404 and resp.json()["error"] == "Project not found"
         titles = [t["title"] for t in alice.get(f"/api/projects/{pid}/tasks", params=params).json()]
         assert titles == ([] if key == "offset" else ["secret review"])
+
+
+def test_filtered_lists_at_the_edges_of_their_inputs(make_user: MakeUser) -> None:
+    """Values at and past each bound of a filtered list: 200 with the right page or a 422 naming
+    the field, never a 500."""
+    alice = make_user()
+    pid = alice.default_project
+    kept = alice.task(pid, title="edge", tags=["t"])["id"]
+    ok = [
+        ({"tags": "t", "offset": 1_000_000}, []),
+        ({"tags": "t", "limit": 100}, [kept]),
+        ({"tags": ",".join(["t"] * 1000)[:2000].rstrip(",")}, [kept]),  # 1,000 tags, all "t"
+        ({"tags": " , t ,, "}, [kept]),
+        ({"tags": "T"}, []),  # exact match
+        ({"search": "%" * 200, "tags": "t"}, []),
+        ({"search": "edge", "priority": "medium", "assignee_id": 0}, [kept]),  # 0: no filter
+    ]
+    for params, expected in ok:
+        resp = alice.get(f"/api/projects/{pid}/tasks", params=params)
+        assert resp.status_code == 200, (params, resp.text)
+        assert [t["id"] for t in resp.json()] == expected, params
+    refused = [
+        ({"tags": "t", "offset": 1_000_001}, "offset"),
+        ({"tags": "t", "limit": 101}, "limit"),
+        ({"tags": "t" * 2001}, "tags"),
+        ({"tags": "t", "assignee_id": 2**63}, "assignee_id"),
+        ({"tags": "t", "assignee_id": -1}, "assignee_id"),
+        ({"tags": "t", "sort_by": "id"}, "sort_by"),
+    ]
+    for params, field in refused:
+        resp = alice.get(f"/api/projects/{pid}/tasks", params=params)
+        assert resp.status_code == 422 and field in resp.text, (params, resp.text)
