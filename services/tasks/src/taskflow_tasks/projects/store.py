@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from ..tasks.queries import lock_subtrees
+
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
 
@@ -133,22 +135,9 @@ async def update_project(
 async def delete_tasks(conn: Conn, project_id: int) -> list[Row]:
     """Remove every task of the project (subtasks included); the removed rows, parents first.
 
-    The tasks are locked leaves first before the DELETE: a subtask's write locks its row and
-    then its parent's (migration 0021's trigger), so taking a parent first and then waiting for
-    one of its children could deadlock with it."""
-    await conn.execute(
-        """
-        WITH RECURSIVE tree(id, depth) AS (
-            SELECT id, 0 FROM tasks.tasks WHERE project_id = %(pid)s AND parent_task_id IS NULL
-            UNION ALL
-            SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
-            WHERE tree.depth < 10000
-        )
-        SELECT 1 FROM tasks.tasks t JOIN tree USING (id)
-        ORDER BY tree.depth DESC, t.id FOR UPDATE OF t
-        """,
-        {"pid": project_id},
-    )
+    The tasks are locked leaves first before the DELETE, in the order a task delete takes
+    (``tasks.queries.lock_subtrees`` says why)."""
+    await conn.execute(lock_subtrees("project_id = %s AND parent_task_id IS NULL"), (project_id,))
     cur = await conn.execute(
         "DELETE FROM tasks.tasks WHERE project_id = %s RETURNING id, title, status, parent_task_id",
         (project_id,),

@@ -101,6 +101,25 @@ async def ancestors(conn: Conn, task_id: int) -> list[int]:
     return [row["id"] for row in await cur.fetchall()]
 
 
+def lock_subtrees(roots: str) -> str:
+    """A statement locking the tasks whose WHERE is ``roots`` and all their descendants, each
+    row ``(id, depth)``. Leaves first (deeper first, then by id), the roots last: a subtask's
+    write locks its own row and then, by migration 0021's trigger, its parent's, so a delete
+    holding a parent while it waited for a child would deadlock with it. A task delete and a
+    forced project delete both lock through here, in this one order, so overlapping deletes
+    queue instead."""
+    return f"""
+        WITH RECURSIVE tree(id, depth) AS (
+            SELECT id, 0 FROM tasks.tasks WHERE {roots}
+            UNION ALL
+            SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
+            WHERE tree.depth < 10000
+        )
+        SELECT t.id, tree.depth FROM tasks.tasks t JOIN tree USING (id)
+        ORDER BY tree.depth DESC, t.id FOR UPDATE OF t
+        """
+
+
 async def parent_project(conn: Conn, parent_id: int) -> int | None:
     cur = await conn.execute("SELECT project_id FROM tasks.tasks WHERE id = %s", (parent_id,))
     row = await cur.fetchone()

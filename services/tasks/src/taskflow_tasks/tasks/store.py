@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from ..outbox.events import OutboxEvent
-from .queries import ACCESS_JOINS, RESPONSE_JOINS, RESPONSE_ROW, TASK_COLUMNS
+from .queries import ACCESS_JOINS, RESPONSE_JOINS, RESPONSE_ROW, TASK_COLUMNS, lock_subtrees
 
 Conn = psycopg.AsyncConnection[Any]
 Row = dict[str, Any]
@@ -241,25 +241,9 @@ async def one_row(cur: Cursor) -> Row:
 
 
 async def subtree_ids(conn: Conn, task_id: int) -> list[int]:
-    """The task and all its descendants, each locked; in (depth, id) order, the task first.
-
-    Locked leaves first (deeper first, then by id), the task last: a subtask's write locks its
-    own row and then, by migration 0021's trigger, its parent's, so a delete holding a parent
-    while it waited for a child would deadlock with it. A forced project delete
-    (``projects.store.delete_tasks``) locks in the same order, so overlapping deletes queue."""
-    cur = await conn.execute(
-        """
-        WITH RECURSIVE tree(id, depth) AS (
-            SELECT id, 0 FROM tasks.tasks WHERE id = %s
-            UNION ALL
-            SELECT c.id, tree.depth + 1 FROM tasks.tasks c JOIN tree ON c.parent_task_id = tree.id
-            WHERE tree.depth < 10000
-        )
-        SELECT t.id, tree.depth FROM tasks.tasks t JOIN tree USING (id)
-        ORDER BY tree.depth DESC, t.id FOR UPDATE OF t
-        """,
-        (task_id,),
-    )
+    """The task and all its descendants, each locked leaves first (:func:`queries.lock_subtrees`
+    says why); in (depth, id) order, the task first."""
+    cur = await conn.execute(lock_subtrees("id = %s"), (task_id,))
     rows = await cur.fetchall()
     return [row["id"] for row in sorted(rows, key=lambda row: (row["depth"], row["id"]))]
 
